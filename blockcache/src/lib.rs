@@ -1,0 +1,1 @@
+//! The chunk store on a dedicated block device. It grows in its own issue.

@@ -1,0 +1,34 @@
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Errors from the catalog and scanner, with context.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("catalog {path}: {source}")]
+    Sqlite {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("catalog {path}: schema version {found} is newer than this musicfs understands ({supported}); upgrade musicfs")]
+    SchemaTooNew { path: String, found: i64, supported: i64 },
+    #[error("template {template:?}: {message} at byte {position}")]
+    Template { template: String, position: usize, message: String },
+    #[error("{path}: {message}")]
+    Scan { path: String, message: String },
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// The errno to answer a FUSE request with.
+    pub fn errno(&self) -> i32 {
+        match self {
+            Error::Io { source, .. } => source.raw_os_error().unwrap_or(libc::EIO),
+            _ => libc::EIO,
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Virtual tree sync.

@@ -1,0 +1,82 @@
+//! Origins: where audio files live. musicfs only ever reads from them.
+//!
+//! One trait, [`Origin`], with few required methods; one implementation per
+//! file (`LocalOrigin` in `local.rs`; SFTP, S3 and WebDAV come with the
+//! remote-origins issue). Paths handed across the seam are *relative* to the
+//! origin root, as raw bytes (`Vec<u8>`), so non-UTF-8 names survive.
+
+mod error;
+mod local;
+
+pub use error::{Error, Result};
+pub use local::LocalOrigin;
+
+use std::path::PathBuf;
+use std::sync::mpsc::Sender;
+
+/// What an origin says about one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Path relative to the origin root, raw bytes, `/`-separated, no leading `/`.
+    pub rel_path: Vec<u8>,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, nanoseconds since the Unix epoch.
+    pub mtime_ns: i64,
+}
+
+/// A change seen by a watcher (already debounced).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A file appeared or its content changed: rescan it.
+    Upsert(Vec<u8>),
+    /// A file is gone.
+    Remove(Vec<u8>),
+    /// Something happened that cannot be pinned to files (overflow,
+    /// directory moved in or out): rescan the whole origin.
+    Rescan,
+}
+
+/// The kind of an origin, as shown to admins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OriginKind {
+    Local,
+}
+
+impl OriginKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OriginKind::Local => "local",
+        }
+    }
+}
+
+/// Stops a watcher when dropped.
+pub trait WatchGuard: Send {}
+
+/// A place audio files live. Implementations never write to the origin.
+pub trait Origin: Send + Sync {
+    /// Short unique name (from config), e.g. `music`.
+    fn name(&self) -> &str;
+    fn kind(&self) -> OriginKind;
+    /// Human-readable location (directory, URL) with no credentials in it.
+    fn location(&self) -> String;
+    /// Every regular file under the origin (audio or not: the scanner decides).
+    /// Hidden files and directories (leading `.`) are skipped.
+    fn list(&self) -> Result<Vec<Entry>>;
+    /// Stat one file.
+    fn stat(&self, rel_path: &[u8]) -> Result<Entry>;
+    /// Read up to `buf.len()` bytes at `offset`; returns bytes read (0 at EOF).
+    fn read_at(&self, rel_path: &[u8], offset: u64, buf: &mut [u8]) -> Result<usize>;
+
+    /// For origins whose files are regular local files: the absolute path,
+    /// usable for `open(O_RDONLY)` and kernel passthrough.
+    fn local_path(&self, _rel_path: &[u8]) -> Option<PathBuf> {
+        None
+    }
+    /// Start watching for changes; changes are sent (debounced) on `tx`
+    /// until the guard is dropped. `Ok(None)` if this origin cannot watch.
+    fn watch(&self, _tx: Sender<Change>) -> Result<Option<Box<dyn WatchGuard>>> {
+        Ok(None)
+    }
+}
