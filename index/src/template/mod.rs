@@ -64,6 +64,7 @@ pub trait Fields {
     /// The raw value of a field, if the file has it (tags as in `scan::Tags`,
     /// plus `ext`, `format`, `filename`, `bitrate`, `samplerate`, `length`...).
     /// Field names are lower-case. An empty value counts as missing.
+    /// `filename` (the origin file's name) is what `$title` falls back to.
     fn get(&self, field: &str) -> Option<String>;
 }
 
@@ -99,12 +100,29 @@ impl Template {
     /// is empty or only whitespace is an error too (every file would get
     /// the same name).
     pub fn parse(source: &str) -> Result<Template> {
+        let error = |position: usize, message: &str| Error::Template {
+            template: source.to_owned(),
+            position,
+            message: message.to_owned(),
+        };
         if source.trim().is_empty() {
-            return Err(Error::Template {
-                template: source.to_owned(),
-                position: 0,
-                message: "empty template".to_owned(),
-            });
+            return Err(error(0, "empty template"));
+        }
+        // NUL is the rendered separator; a literal one would split silently.
+        if let Some(at) = source.find('\0') {
+            return Err(error(at, "NUL character in template"));
+        }
+        if source.starts_with('/') {
+            return Err(error(
+                0,
+                "leading '/': paths are relative to the mount root",
+            ));
+        }
+        if source.ends_with('/') {
+            return Err(error(
+                source.len() - 1,
+                "trailing '/': the last component is the file name",
+            ));
         }
         let ast = parse::parse(source)?;
         Ok(Template {

@@ -250,7 +250,9 @@ fn tag_pairs_join_repeated_keys() {
 
 #[test]
 fn parse_errors_surface() {
-    for bad in ["", "   ", "%nope{x}", "${x", "%left{a}", "%if{a"] {
+    for bad in [
+        "", "   ", "%nope{x}", "${x", "%left{a}", "%if{a", "a\0b", "/$a", "$a/",
+    ] {
         match Template::parse(bad) {
             Err(Error::Template { template, .. }) => assert_eq!(template, bad),
             other => panic!("{bad:?}: {other:?}"),
