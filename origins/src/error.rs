@@ -28,7 +28,14 @@ impl Error {
     pub fn errno(&self) -> i32 {
         match self {
             Error::Io { source, .. } | Error::BadRoot { source, .. } => {
-                source.raw_os_error().unwrap_or(libc::EIO)
+                source.raw_os_error().unwrap_or(match source.kind() {
+                    // Errors made here (refused paths, odd file types) carry a
+                    // kind but no OS code.
+                    std::io::ErrorKind::InvalidInput => libc::EINVAL,
+                    std::io::ErrorKind::NotFound => libc::ENOENT,
+                    std::io::ErrorKind::PermissionDenied => libc::EACCES,
+                    _ => libc::EIO,
+                })
             }
             Error::Watch { .. } => libc::EIO,
         }

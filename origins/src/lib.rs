@@ -5,11 +5,13 @@
 //! remote-origins issue). Paths handed across the seam are *relative* to the
 //! origin root, as raw bytes (`Vec<u8>`), so non-UTF-8 names survive.
 
+mod beneath;
 mod error;
 mod local;
+mod watch;
 
 pub use error::{Error, Result};
-pub use local::LocalOrigin;
+pub use local::{LocalOrigin, DEFAULT_DEBOUNCE};
 
 use std::path::PathBuf;
 use std::sync::mpsc::Sender;

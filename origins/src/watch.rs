@@ -1,0 +1,335 @@
+//! Watching a [`LocalOrigin`](crate::LocalOrigin) with inotify (through
+//! `notify`, recursive, symlinks not followed), debounced per path.
+//!
+//! Raw events only say *that* something happened at a path; what is reported
+//! is decided when the path has been quiet for the debounce period, by
+//! looking at the path itself: a regular file is an `Upsert`, a missing path
+//! a `Remove`, a directory an `Upsert` for every file below it (new
+//! directories may fill up before their inotify watch exists, so walking them
+//! is the only way not to miss files). Deciding from the disk rather than from
+//! the event sequence makes create/modify/close-write bursts, renames and
+//! create-then-delete all come out right without a state machine.
+//!
+//! Two things cannot be seen on disk afterwards and are handled when the
+//! event arrives: a directory moved out of the tree (its files vanish
+//! without events, so the origin is rescanned) and a directory deleted (its
+//! files were deleted one by one and reported, so it is just forgotten). To
+//! tell a moved-out directory from a moved-out file, the debouncer keeps the
+//! set of directories in the tree. Queue overflow also becomes a rescan.
+//!
+//! A rescan supersedes everything pending: the consumer lists the origin
+//! after receiving it, and that listing reflects every earlier event.
+use crate::local::{is_hidden, walk, Visit};
+use crate::{Change, Error, Result, WatchGuard};
+use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind, RenameMode};
+use notify::{Config, RecommendedWatcher, RecursiveMode, Watcher};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ffi::OsStr;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SendError, Sender};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+enum Msg {
+    Raw(notify::Result<notify::Event>),
+    Stop,
+}
+
+/// Stops the inotify watcher and the debounce thread when dropped.
+pub(crate) struct LocalWatch {
+    watcher: Option<RecommendedWatcher>,
+    stop: Sender<Msg>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl WatchGuard for LocalWatch {}
+
+impl Drop for LocalWatch {
+    fn drop(&mut self) {
+        drop(self.watcher.take());
+        let _ = self.stop.send(Msg::Stop);
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::error!("origin watch thread panicked");
+            }
+        }
+    }
+}
+
+/// Starts watching `root` (canonical); changes go to `tx` until the returned
+/// guard is dropped or `tx`'s receiver goes away.
+pub(crate) fn start(
+    origin: String,
+    root: PathBuf,
+    debounce: Duration,
+    tx: Sender<Change>,
+) -> Result<LocalWatch> {
+    let watch_error = |e: notify::Error| {
+        let hint = if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) {
+            " (raise sysctl fs.inotify.max_user_watches)"
+        } else {
+            ""
+        };
+        Error::Watch {
+            origin: origin.clone(),
+            message: format!("{e}{hint}"),
+        }
+    };
+    let (raw_tx, raw_rx) = mpsc::channel();
+    let handler_tx = raw_tx.clone();
+    let mut watcher = RecommendedWatcher::new(
+        move |event| {
+            let _ = handler_tx.send(Msg::Raw(event));
+        },
+        Config::default().with_follow_symlinks(false),
+    )
+    .map_err(watch_error)?;
+    watcher
+        .watch(&root, RecursiveMode::Recursive)
+        .map_err(watch_error)?;
+    let debouncer = Debouncer {
+        origin: origin.clone(),
+        root,
+        debounce,
+        tx,
+        pending: HashMap::new(),
+        deadlines: BTreeMap::new(),
+        seq: 0,
+        dirs: BTreeSet::new(),
+        rescan_at: None,
+    };
+    let thread = std::thread::Builder::new()
+        .name("musicfs-watch".into())
+        .spawn(move || debouncer.run(raw_rx))
+        .map_err(|e| Error::Watch {
+            origin,
+            message: format!("cannot start the debounce thread: {e}"),
+        })?;
+    Ok(LocalWatch {
+        watcher: Some(watcher),
+        stop: raw_tx,
+        thread: Some(thread),
+    })
+}
+
+/// Deadline order; the sequence number keeps keys unique.
+type Deadline = (Instant, u64);
+
+struct Debouncer {
+    origin: String,
+    root: PathBuf,
+    debounce: Duration,
+    tx: Sender<Change>,
+    /// Paths with unreported events, and when each is due.
+    pending: HashMap<Vec<u8>, Deadline>,
+    deadlines: BTreeMap<Deadline, Vec<u8>>,
+    seq: u64,
+    /// Directories known to be in the tree, relative to the root.
+    dirs: BTreeSet<Vec<u8>>,
+    rescan_at: Option<Instant>,
+}
+
+impl Debouncer {
+    fn run(mut self, rx: Receiver<Msg>) {
+        self.learn_dirs();
+        loop {
+            let msg = match self.next_deadline() {
+                None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                Some(at) => rx.recv_timeout(at.saturating_duration_since(Instant::now())),
+            };
+            match msg {
+                Ok(Msg::Raw(Ok(event))) => self.on_event(event, Instant::now()),
+                Ok(Msg::Raw(Err(e))) => {
+                    tracing::warn!(origin = %self.origin, error = %e, "inotify watcher error; changes may be missed until the next rescan");
+                }
+                Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            if self.flush_due(Instant::now()).is_err() {
+                return; // nobody listens any more
+            }
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let first = self.deadlines.first_key_value().map(|(k, _)| k.0);
+        match (first, self.rescan_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn on_event(&mut self, event: notify::Event, now: Instant) {
+        if event.need_rescan() {
+            tracing::warn!(origin = %self.origin, "inotify queue overflowed; rescanning");
+            self.schedule_rescan(now);
+        }
+        for path in &event.paths {
+            let Some(rel) = self.rel_of(path) else {
+                continue;
+            };
+            if rel.is_empty() {
+                if matches!(
+                    event.kind,
+                    EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(_))
+                ) {
+                    tracing::warn!(origin = %self.origin, root = %self.root.display(), "origin root was removed or moved");
+                    self.schedule_rescan(now);
+                }
+                continue;
+            }
+            match event.kind {
+                EventKind::Create(_)
+                | EventKind::Remove(_)
+                | EventKind::Modify(ModifyKind::Data(_))
+                | EventKind::Modify(ModifyKind::Any)
+                | EventKind::Modify(ModifyKind::Other)
+                | EventKind::Modify(ModifyKind::Name(RenameMode::To))
+                | EventKind::Modify(ModifyKind::Name(RenameMode::Any))
+                | EventKind::Modify(ModifyKind::Name(RenameMode::Other))
+                | EventKind::Access(AccessKind::Close(AccessMode::Write)) => self.mark(rel, now),
+                // A directory's own attributes (mtime bumped by its entries
+                // changing) say nothing its entries' events do not.
+                EventKind::Modify(ModifyKind::Metadata(_)) => {
+                    if !self.dirs.contains(&rel) {
+                        self.mark(rel, now);
+                    }
+                }
+                EventKind::Modify(ModifyKind::Name(RenameMode::From)) => {
+                    if self.forget_dir(&rel) {
+                        self.schedule_rescan(now);
+                    } else {
+                        self.mark(rel, now);
+                    }
+                }
+                // inotify also reports each half as From and To.
+                EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => {}
+                // Opens and reads (ours included) change nothing.
+                EventKind::Access(_) | EventKind::Any | EventKind::Other => {}
+            }
+        }
+    }
+
+    /// The path relative to the root, or `None` if outside it or hidden.
+    fn rel_of(&self, path: &Path) -> Option<Vec<u8>> {
+        let rel = path.strip_prefix(&self.root).ok()?;
+        if rel.iter().any(is_hidden) {
+            return None;
+        }
+        Some(rel.as_os_str().as_bytes().to_vec())
+    }
+
+    fn mark(&mut self, rel: Vec<u8>, now: Instant) {
+        let key = (now + self.debounce, self.seq);
+        self.seq += 1;
+        if let Some(old) = self.pending.insert(rel.clone(), key) {
+            self.deadlines.remove(&old);
+        }
+        self.deadlines.insert(key, rel);
+    }
+
+    fn schedule_rescan(&mut self, now: Instant) {
+        self.rescan_at = Some(now + self.debounce);
+    }
+
+    /// Forgets `rel` and every directory below it; true if `rel` was a
+    /// known directory.
+    fn forget_dir(&mut self, rel: &[u8]) -> bool {
+        let was_dir = self.dirs.remove(rel);
+        let mut prefix = rel.to_vec();
+        prefix.push(b'/');
+        let below: Vec<Vec<u8>> = self
+            .dirs
+            .range(prefix.clone()..)
+            .take_while(|d| d.starts_with(&prefix))
+            .cloned()
+            .collect();
+        for d in below {
+            self.dirs.remove(&d);
+        }
+        was_dir
+    }
+
+    fn learn_dirs(&mut self) {
+        self.dirs.clear();
+        let mut dirs = BTreeSet::new();
+        let result = walk(&self.origin, &self.root, &self.root, &mut |visit| {
+            if let Visit::Dir(rel) = visit {
+                dirs.insert(rel);
+            }
+        });
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "cannot list the directories of a watched origin");
+        }
+        self.dirs = dirs;
+    }
+
+    fn flush_due(&mut self, now: Instant) -> std::result::Result<(), SendError<Change>> {
+        if self.rescan_at.is_some_and(|at| at <= now) {
+            self.rescan_at = None;
+            self.pending.clear();
+            self.deadlines.clear();
+            self.tx.send(Change::Rescan)?;
+            self.learn_dirs();
+        }
+        while let Some(entry) = self.deadlines.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let rel = entry.remove();
+            self.pending.remove(&rel);
+            self.settle(rel)?;
+        }
+        Ok(())
+    }
+
+    /// Reports what is at `rel` now that it is quiet.
+    fn settle(&mut self, rel: Vec<u8>) -> std::result::Result<(), SendError<Change>> {
+        let path = self.root.join(OsStr::from_bytes(&rel));
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_file() => self.tx.send(Change::Upsert(rel)),
+            Ok(meta) if meta.is_dir() => {
+                self.dirs.insert(rel);
+                let mut files = Vec::new();
+                let mut dirs = Vec::new();
+                let result = walk(&self.origin, &self.root, &path, &mut |visit| match visit {
+                    Visit::File(entry) => files.push(entry.rel_path),
+                    Visit::Dir(rel) => dirs.push(rel),
+                });
+                if let Err(e) = result {
+                    tracing::warn!(error = %e, "cannot list a directory that appeared");
+                }
+                self.dirs.extend(dirs);
+                for file in files {
+                    // Files still settling are reported on their own.
+                    if !self.pending.contains_key(&file) {
+                        self.tx.send(Change::Upsert(file))?;
+                    }
+                }
+                Ok(())
+            }
+            // Now a symlink, FIFO...: not listed, so gone as far as we care.
+            Ok(_) => self.gone(rel),
+            Err(e)
+                if e.kind() == io::ErrorKind::NotFound
+                    || e.raw_os_error() == Some(libc::ENOTDIR) =>
+            {
+                self.gone(rel)
+            }
+            Err(e) => {
+                tracing::warn!(origin = %self.origin, path = %path.display(), error = %e, "cannot stat a changed path; ignoring the change");
+                Ok(())
+            }
+        }
+    }
+
+    fn gone(&mut self, rel: Vec<u8>) -> std::result::Result<(), SendError<Change>> {
+        // A deleted directory's files were reported one by one.
+        if self.forget_dir(&rel) {
+            return Ok(());
+        }
+        self.tx.send(Change::Remove(rel))
+    }
+}
