@@ -294,15 +294,4 @@ fn read_one(path: &[u8], open: &OpenFn<'_>) -> std::result::Result<ScannedFile, 
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sidecars_are_recognised_by_extension_only() {
-        assert!(is_sidecar(b"a/b/cover.JPG"));
-        assert!(is_sidecar(b"rip.log"));
-        assert!(!is_sidecar(b"a.b/track"));
-        assert!(!is_sidecar(b"a/song.flac"));
-        assert!(!is_sidecar(b"a/song.weird"));
-    }
-}
+mod tests;
