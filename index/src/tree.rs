@@ -1,1 +1,406 @@
-//! Virtual tree sync.
+//! Virtual tree sync: brings the `nodes` table in line with the files and a
+//! template.
+//!
+//! The whole job is bulk and in memory, inside the caller's write
+//! transaction: stream every file (with its tags) once and render its path,
+//! build the wanted tree, load every existing node, then walk both trees from
+//! the root together. A wanted entry whose `(parent ino, name)` already exists
+//! with the same kind keeps its inode; everything else is inserted (fresh
+//! AUTOINCREMENT inodes, never reused) and existing nodes not reached are
+//! deleted. So an entry keeps its inode exactly as long as its full virtual
+//! path survives, whatever the template.
+//!
+//! Collisions: files are placed in `FileId` order, so the oldest file keeps
+//! the plain name; a later file whose name is taken (by a file or by a
+//! directory) gets ` (xxxxxxxx)` before its extension, the first 8 hex digits
+//! of xxh3-64 over its origin id and relative path. The suffix depends only on
+//! the file's own identity, so it does not change when other colliding files
+//! come and go.
+use crate::catalog::{FileId, TreeChanges, ROOT_INO};
+use crate::fields::{FileFields, FileInfo};
+use crate::template::{truncate_utf8, with_suffix, MAX_NAME_BYTES as NAME_MAX};
+use rusqlite::{params, Connection};
+use std::collections::{BTreeSet, HashMap};
+use xxhash_rust::xxh3::xxh3_64;
+
+/// The `meta` key holding the source of the template the tree was built with.
+pub(crate) const META_TEMPLATE: &str = "tree_template";
+
+/// Renders one file to its path components; the last one is the file name
+/// (extension already appended), the others directories.
+pub(crate) type Render<'a> = dyn FnMut(&FileFields<'_>, &str) -> Vec<String> + 'a;
+
+/// One file, rendered.
+struct Placed {
+    file_id: FileId,
+    /// xxh3-64 of the file's identity; source of its collision suffix.
+    identity: u64,
+    ext: String,
+    components: Vec<String>,
+    size: u64,
+    mtime_ns: i64,
+}
+
+/// A node of the wanted tree. Directories are created before their children,
+/// so a child's index is always greater than its parent's.
+struct Wanted {
+    name: Vec<u8>,
+    parent: usize,
+    /// `Some` for files.
+    file: Option<FileId>,
+    size: u64,
+    mtime_ns: i64,
+    children: Vec<usize>,
+    by_name: HashMap<Vec<u8>, usize>,
+}
+
+/// A row of the `nodes` table.
+struct Existing {
+    ino: u64,
+    parent: u64,
+    name: Vec<u8>,
+    is_dir: bool,
+    file_id: Option<FileId>,
+    size: u64,
+    mtime_ns: i64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    Unseen,
+    Kept,
+    Deleted,
+}
+
+/// Syncs the tree; `conn` must be inside a write transaction.
+pub(crate) fn sync(
+    conn: &Connection,
+    template_source: &str,
+    render: &mut Render<'_>,
+) -> rusqlite::Result<TreeChanges> {
+    let placed = render_all(conn, render)?;
+    let wanted = build_wanted(placed);
+    let changes = apply(conn, &wanted)?;
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        params![META_TEMPLATE, template_source],
+    )?;
+    Ok(changes)
+}
+
+/// Streams files and their tags (two cursors merged on file id, both in id
+/// order) and renders each file; tags are dropped as soon as the file's path
+/// is known, so memory stays at one file's tags plus the rendered paths.
+fn render_all(conn: &Connection, render: &mut Render<'_>) -> rusqlite::Result<Vec<Placed>> {
+    let mut files_stmt = conn.prepare(
+        "SELECT id, origin_id, rel_path, size, mtime_ns, format, duration_ms,
+                bitrate, sample_rate, channels, bit_depth
+         FROM files ORDER BY id",
+    )?;
+    let mut tags_stmt =
+        conn.prepare("SELECT file_id, key, value FROM tags ORDER BY file_id, idx")?;
+    let mut tag_rows = tags_stmt.query([])?;
+    let mut pending_tag: Option<(FileId, String, String)> = None;
+    let mut placed = Vec::new();
+    let mut file_rows = files_stmt.query([])?;
+    while let Some(row) = file_rows.next()? {
+        let info = FileInfo {
+            id: row.get(0)?,
+            origin_id: row.get(1)?,
+            rel_path: row.get(2)?,
+            size: row.get::<_, i64>(3)?.max(0) as u64,
+            mtime_ns: row.get(4)?,
+            format: row.get(5)?,
+            duration_ms: row.get::<_, i64>(6)?.max(0) as u64,
+            bitrate: row.get(7)?,
+            sample_rate: row.get(8)?,
+            channels: row.get(9)?,
+            bit_depth: row.get(10)?,
+        };
+        let mut tags = Vec::new();
+        loop {
+            if pending_tag.is_none() {
+                pending_tag = match tag_rows.next()? {
+                    Some(t) => Some((t.get(0)?, t.get(1)?, t.get(2)?)),
+                    None => None,
+                };
+            }
+            match pending_tag.take() {
+                // Tags of a file id without a files row cannot exist (foreign
+                // key), but skipping them keeps the merge honest if they did.
+                Some((id, _, _)) if id < info.id => continue,
+                Some((id, key, value)) if id == info.id => tags.push((key, value)),
+                other => {
+                    pending_tag = other;
+                    break;
+                }
+            }
+        }
+        let ext = info.ext();
+        let mut components = render(
+            &FileFields {
+                info: &info,
+                tags: &tags,
+            },
+            &ext,
+        );
+        if components.is_empty() {
+            // A template engine never returns nothing, but a file must land somewhere.
+            components.push(truncate_utf8(&info.filename(), NAME_MAX).to_string());
+        }
+        let mut identity_src = info.origin_id.to_le_bytes().to_vec();
+        identity_src.extend_from_slice(&info.rel_path);
+        placed.push(Placed {
+            file_id: info.id,
+            identity: xxh3_64(&identity_src),
+            ext,
+            components,
+            size: info.size,
+            mtime_ns: info.mtime_ns,
+        });
+    }
+    Ok(placed)
+}
+
+/// Builds the wanted tree (index 0 is the root). Directories first, then
+/// files in id order, so a file never takes a name a directory needs and the
+/// oldest file of a collision keeps the plain name.
+fn build_wanted(placed: Vec<Placed>) -> Vec<Wanted> {
+    let mut tree = vec![Wanted::dir(Vec::new(), 0)];
+    let mut file_parents = Vec::with_capacity(placed.len());
+    for p in &placed {
+        let mut at = 0;
+        for comp in &p.components[..p.components.len() - 1] {
+            at = match tree[at].by_name.get(comp.as_bytes()) {
+                Some(&child) => child,
+                None => {
+                    let child = tree.len();
+                    tree.push(Wanted::dir(comp.as_bytes().to_vec(), at));
+                    tree[at].by_name.insert(comp.as_bytes().to_vec(), child);
+                    tree[at].children.push(child);
+                    child
+                }
+            };
+        }
+        file_parents.push(at);
+    }
+    for (p, parent) in placed.into_iter().zip(file_parents) {
+        let plain = p.components.last().map(String::as_str).unwrap_or_default();
+        let mut name = plain.to_string();
+        let mut attempt = 0u32;
+        while tree[parent].by_name.contains_key(name.as_bytes()) {
+            attempt += 1;
+            name = suffixed(plain, &p.ext, p.identity, attempt);
+        }
+        let child = tree.len();
+        tree.push(Wanted {
+            name: name.clone().into_bytes(),
+            parent,
+            file: Some(p.file_id),
+            size: p.size,
+            mtime_ns: p.mtime_ns,
+            children: Vec::new(),
+            by_name: HashMap::new(),
+        });
+        tree[parent].by_name.insert(name.into_bytes(), child);
+        tree[parent].children.push(child);
+    }
+    // A directory's mtime is the newest below it; children come after
+    // parents, so one pass from the end settles every level.
+    for i in (1..tree.len()).rev() {
+        let (parent, mtime) = (tree[i].parent, tree[i].mtime_ns);
+        if tree[parent].mtime_ns < mtime {
+            tree[parent].mtime_ns = mtime;
+        }
+    }
+    for node in &mut tree {
+        node.by_name = HashMap::new();
+    }
+    // New inodes are handed out in walk order; by name gives a tidy readdir
+    // order to programs that do not sort.
+    let names: Vec<Vec<u8>> = tree.iter().map(|w| w.name.clone()).collect();
+    for node in &mut tree {
+        node.children.sort_by(|&a, &b| names[a].cmp(&names[b]));
+    }
+    tree
+}
+
+/// The name a colliding file tries at its `attempt`th go: the first 8 hex
+/// digits of its identity hash, then all 16, then 16 and a counter (only if
+/// two identities share a full 64-bit hash).
+fn suffixed(plain: &str, ext: &str, identity: u64, attempt: u32) -> String {
+    let tag = match attempt {
+        0 | 1 => format!("{:08x}", identity >> 32),
+        2 => format!("{identity:016x}"),
+        n => format!("{identity:016x}-{n}"),
+    };
+    with_suffix(plain, ext, &format!(" ({tag})"))
+}
+
+impl Wanted {
+    fn dir(name: Vec<u8>, parent: usize) -> Wanted {
+        Wanted {
+            name,
+            parent,
+            file: None,
+            size: 0,
+            mtime_ns: 0,
+            children: Vec::new(),
+            by_name: HashMap::new(),
+        }
+    }
+}
+
+/// Diffs the wanted tree against the `nodes` table and writes the difference.
+fn apply(conn: &Connection, wanted: &[Wanted]) -> rusqlite::Result<TreeChanges> {
+    let mut existing = Vec::new();
+    {
+        let mut stmt =
+            conn.prepare("SELECT ino, parent, name, kind, file_id, size, mtime_ns FROM nodes")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            existing.push(Existing {
+                ino: row.get::<_, i64>(0)? as u64,
+                parent: row.get::<_, i64>(1)? as u64,
+                name: row.get(2)?,
+                is_dir: row.get::<_, i64>(3)? == 0,
+                file_id: row.get(4)?,
+                size: row.get::<_, i64>(5)?.max(0) as u64,
+                mtime_ns: row.get(6)?,
+            });
+        }
+    }
+    let mut index: HashMap<(u64, &[u8]), usize> = HashMap::with_capacity(existing.len());
+    let mut root = None;
+    for (i, e) in existing.iter().enumerate() {
+        if e.ino == ROOT_INO {
+            root = Some(i);
+        } else {
+            index.insert((e.parent, &e.name[..]), i);
+        }
+    }
+    let mut fate = vec![Fate::Unseen; existing.len()];
+    let mut changes = TreeChanges::default();
+    let mut dirs_changed = BTreeSet::new();
+
+    let mut insert = conn.prepare(
+        "INSERT INTO nodes (parent, name, kind, file_id, size, mtime_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    let mut update =
+        conn.prepare("UPDATE nodes SET file_id = ?2, size = ?3, mtime_ns = ?4 WHERE ino = ?1")?;
+    let mut delete = conn.prepare("DELETE FROM nodes WHERE ino = ?1")?;
+
+    // The root always exists (created by the schema); only its mtime moves.
+    match root {
+        Some(r) => {
+            fate[r] = Fate::Kept;
+            if existing[r].mtime_ns != wanted[0].mtime_ns {
+                update.execute(params![
+                    ROOT_INO as i64,
+                    None::<i64>,
+                    0i64,
+                    wanted[0].mtime_ns
+                ])?;
+                changes.modified.push(ROOT_INO);
+            }
+        }
+        None => {
+            conn.execute(
+                "INSERT INTO nodes (ino, parent, name, kind, mtime_ns) VALUES (?1, 0, x'', 0, ?2)",
+                params![ROOT_INO as i64, wanted[0].mtime_ns],
+            )?;
+        }
+    }
+
+    let mut stack = vec![(0usize, ROOT_INO)];
+    while let Some((dir, dir_ino)) = stack.pop() {
+        for &c in &wanted[dir].children {
+            let w = &wanted[c];
+            let is_dir = w.file.is_none();
+            if let Some(&e) = index.get(&(dir_ino, &w.name[..])) {
+                let old = &existing[e];
+                if old.is_dir == is_dir {
+                    fate[e] = Fate::Kept;
+                    if old.file_id != w.file || old.size != w.size || old.mtime_ns != w.mtime_ns {
+                        update.execute(params![
+                            old.ino as i64,
+                            w.file,
+                            w.size as i64,
+                            w.mtime_ns
+                        ])?;
+                        changes.modified.push(old.ino);
+                    }
+                    if is_dir {
+                        stack.push((c, old.ino));
+                    }
+                    continue;
+                }
+                // Same name, other kind: the old entry must go before the
+                // new one can take the name.
+                delete.execute(params![old.ino as i64])?;
+                fate[e] = Fate::Deleted;
+                changes.removed.push((old.parent, old.name.clone()));
+            }
+            insert.execute(params![
+                dir_ino as i64,
+                &w.name[..],
+                if is_dir { 0i64 } else { 1i64 },
+                w.file,
+                w.size as i64,
+                w.mtime_ns
+            ])?;
+            let ino = conn.last_insert_rowid() as u64;
+            changes.added += 1;
+            dirs_changed.insert(dir_ino);
+            if is_dir {
+                stack.push((c, ino));
+            }
+        }
+    }
+
+    let kept_dirs: BTreeSet<u64> = existing
+        .iter()
+        .zip(&fate)
+        .filter(|(e, f)| e.is_dir && **f == Fate::Kept)
+        .map(|(e, _)| e.ino)
+        .collect();
+    for (e, f) in existing.iter().zip(&fate) {
+        if *f != Fate::Unseen {
+            continue;
+        }
+        delete.execute(params![e.ino as i64])?;
+        changes.removed.push((e.parent, e.name.clone()));
+        if kept_dirs.contains(&e.parent) {
+            dirs_changed.insert(e.parent);
+        }
+    }
+    changes.dirs_changed = dirs_changed.into_iter().collect();
+    Ok(changes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suffix_goes_before_extension_within_name_max() {
+        assert_eq!(
+            suffixed("Title.flac", "flac", 0x3f2a_9c1b_0000_0000, 1),
+            "Title (3f2a9c1b).flac"
+        );
+        assert_eq!(
+            suffixed("Title", "", 0x3f2a_9c1b_0000_0000, 1),
+            "Title (3f2a9c1b)"
+        );
+        assert_eq!(suffixed("T.mp3", "mp3", 0x1, 2), "T (0000000000000001).mp3");
+        assert_eq!(
+            suffixed("T.mp3", "mp3", 0x1, 3),
+            "T (0000000000000001-3).mp3"
+        );
+        let long = format!("{}.flac", "é".repeat(125)); // 250 + 5 bytes
+        let out = suffixed(&long, "flac", u64::MAX, 1);
+        assert!(out.len() <= NAME_MAX, "{} bytes", out.len());
+        assert!(out.ends_with("é (ffffffff).flac"), "{out}");
+    }
+}
