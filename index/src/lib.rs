@@ -13,6 +13,7 @@
 
 mod catalog;
 mod error;
+mod fields;
 mod schema;
 pub mod scan;
 pub mod template;
