@@ -1,7 +1,7 @@
 //! beets-like path templates: parsed once, rendered for every file into
 //! sanitised path components.
 //!
-//! Syntax ([`parse`] has the details): `$field`, `${field}`,
+//! Syntax (`parse.rs` has the details): `$field`, `${field}`,
 //! `%func{arg,arg,...}` with templates nested in arguments, escapes `$$`
 //! `$%` `%%` `$,` `$}`; a `/` written in the template separates path
 //! components, while a `/` inside a field value is replaced by `-` and never
@@ -9,12 +9,12 @@
 //! braces) are [`Error::Template`](crate::Error::Template) with a byte
 //! position.
 //!
-//! Functions ([`funcs`] has the semantics): `%lower{s}` `%upper{s}`
+//! Functions (`funcs.rs` has the semantics): `%lower{s}` `%upper{s}`
 //! `%title{s}` `%the{s}` `%asciify{s}` `%left{s,n}` `%right{s,n}`
 //! `%if{cond,then[,else]}` `%ifdef{field,then[,else]}`
 //! `%first{s[,count[,skip[,sep[,join]]]]}`.
 //!
-//! Fields ([`fields`] has the table): the [`Fields`] impl gives raw values;
+//! Fields (`fields.rs` has the table): the [`Fields`] impl gives raw values;
 //! the template falls back `albumartist` → `artist` → "Unknown Artist",
 //! `artist` → "Unknown Artist", `album` → "Unknown Album", `title` → the stem
 //! of `filename` → "Unknown Title"; `track` is zero-padded ("01"), `disc` a
