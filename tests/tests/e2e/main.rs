@@ -1,0 +1,10 @@
+//! musicfs end-to-end tests: a real `musicfs` binary mounts the generated
+//! corpus over FUSE, and real tools (cmp, ffprobe, mutagen, sh, coreutils)
+//! read the mount. Each test has its own tempdir, catalog, socket and log.
+//! They skip, saying so, only when /dev/fuse or fusermount3 is absent.
+
+mod lifecycle;
+mod live;
+mod readonly;
+mod reads;
+mod tree;
