@@ -415,6 +415,19 @@ mod tests {
     }
 
     #[test]
+    fn open_falls_back_without_noatime_on_files_of_others() {
+        if nix::unistd::geteuid().is_root() {
+            eprintln!("running as root: O_NOATIME is never refused, skipping");
+            return;
+        }
+        // Owned by root, readable by all: O_NOATIME gives EPERM to us.
+        let origin = LocalOrigin::new("etc", "/etc").unwrap();
+        let file = origin.open(b"passwd").unwrap();
+        let flags = OFlag::from_bits_retain(fcntl(&file, FcntlArg::F_GETFL).unwrap());
+        assert!(!flags.contains(OFlag::O_NOATIME));
+    }
+
+    #[test]
     fn open_does_not_hang_on_a_fifo() {
         let dir = tempfile::tempdir().unwrap();
         nix::unistd::mkfifo(&dir.path().join("pipe.flac"), nix::sys::stat::Mode::S_IRWXU).unwrap();

@@ -89,7 +89,7 @@ pub(crate) fn start(
     watcher
         .watch(&root, RecursiveMode::Recursive)
         .map_err(watch_error)?;
-    let debouncer = Debouncer {
+    let mut debouncer = Debouncer {
         origin: origin.clone(),
         root,
         debounce,
@@ -100,6 +100,9 @@ pub(crate) fn start(
         dirs: BTreeSet::new(),
         rescan_at: None,
     };
+    // Before returning, so that any change made after `watch()` returns
+    // finds its directory known.
+    debouncer.learn_dirs();
     let thread = std::thread::Builder::new()
         .name("musicfs-watch".into())
         .spawn(move || debouncer.run(raw_rx))
@@ -133,7 +136,6 @@ struct Debouncer {
 
 impl Debouncer {
     fn run(mut self, rx: Receiver<Msg>) {
-        self.learn_dirs();
         loop {
             let msg = match self.next_deadline() {
                 None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
@@ -271,8 +273,10 @@ impl Debouncer {
             self.rescan_at = None;
             self.pending.clear();
             self.deadlines.clear();
-            self.tx.send(Change::Rescan)?;
+            // Learnt before the consumer starts listing, so a directory
+            // moved out while it lists is still recognised as one.
             self.learn_dirs();
+            self.tx.send(Change::Rescan)?;
         }
         while let Some(entry) = self.deadlines.first_entry() {
             if entry.key().0 > now {
@@ -331,5 +335,200 @@ impl Debouncer {
             return Ok(());
         }
         self.tx.send(Change::Remove(rel))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Change, LocalOrigin, Origin, WatchGuard};
+    use std::collections::BTreeSet;
+    use std::fs;
+    use std::io::Write;
+    use std::path::Path;
+    use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+    use std::time::{Duration, Instant};
+
+    /// Longer than any debounce used here, so "quiet" means "settled".
+    const QUIET: Duration = Duration::from_millis(1500);
+    const LIMIT: Duration = Duration::from_secs(20);
+
+    struct Watched {
+        dir: tempfile::TempDir,
+        rx: Receiver<Change>,
+        _guard: Box<dyn WatchGuard>,
+    }
+
+    impl Watched {
+        fn root(&self) -> &Path {
+            // Canonical, as the watcher sees it.
+            self.dir.path()
+        }
+        /// Everything reported until nothing more comes for `QUIET`.
+        fn settle(&self) -> Vec<Change> {
+            let start = Instant::now();
+            let mut changes = Vec::new();
+            while start.elapsed() < LIMIT {
+                match self.rx.recv_timeout(QUIET) {
+                    Ok(change) => changes.push(change),
+                    Err(RecvTimeoutError::Timeout) => return changes,
+                    Err(RecvTimeoutError::Disconnected) => panic!("watcher stopped"),
+                }
+            }
+            panic!("changes never settled: {changes:?}")
+        }
+    }
+
+    /// A watched tempdir prepared by `setup` before watching starts.
+    fn watched(debounce: Duration, setup: impl FnOnce(&Path)) -> Watched {
+        let dir = tempfile::tempdir().unwrap();
+        setup(dir.path());
+        let dir_path = fs::canonicalize(dir.path()).unwrap();
+        assert_eq!(dir_path, dir.path(), "tempdir is not canonical");
+        let origin = LocalOrigin::new("m", dir.path())
+            .unwrap()
+            .with_debounce(debounce);
+        let (tx, rx) = mpsc::channel();
+        let guard = origin.watch(tx).unwrap().unwrap();
+        Watched {
+            dir,
+            rx,
+            _guard: guard,
+        }
+    }
+
+    fn upsert(p: &str) -> Change {
+        Change::Upsert(p.as_bytes().to_vec())
+    }
+    fn remove(p: &str) -> Change {
+        Change::Remove(p.as_bytes().to_vec())
+    }
+    fn set(changes: Vec<Change>) -> BTreeSet<String> {
+        changes
+            .into_iter()
+            .map(|c| match c {
+                Change::Upsert(p) => format!("+{}", String::from_utf8(p).unwrap()),
+                Change::Remove(p) => format!("-{}", String::from_utf8(p).unwrap()),
+                Change::Rescan => "rescan".into(),
+            })
+            .collect()
+    }
+    fn strs(items: &[&str]) -> BTreeSet<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn created_file_is_one_upsert() {
+        let w = watched(Duration::from_millis(300), |_| {});
+        fs::write(w.root().join("a.flac"), b"data").unwrap();
+        assert_eq!(w.settle(), vec![upsert("a.flac")]);
+    }
+
+    #[test]
+    fn file_written_in_steps_is_one_upsert_after_it_settles() {
+        // A long debounce, so a loaded machine cannot split the writes.
+        let w = watched(Duration::from_secs(1), |_| {});
+        let mut file = fs::File::create(w.root().join("slow.flac")).unwrap();
+        for _ in 0..5 {
+            file.write_all(&[7u8; 4096]).unwrap();
+            file.sync_data().unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        drop(file);
+        assert_eq!(w.settle(), vec![upsert("slow.flac")]);
+    }
+
+    #[test]
+    fn rename_is_remove_then_upsert_and_delete_is_remove() {
+        let w = watched(Duration::from_millis(300), |root| {
+            fs::write(root.join("old.flac"), b"x").unwrap();
+            fs::write(root.join("doomed.flac"), b"x").unwrap();
+        });
+        fs::rename(w.root().join("old.flac"), w.root().join("new.flac")).unwrap();
+        assert_eq!(w.settle(), vec![remove("old.flac"), upsert("new.flac")]);
+        fs::remove_file(w.root().join("doomed.flac")).unwrap();
+        assert_eq!(w.settle(), vec![remove("doomed.flac")]);
+    }
+
+    #[test]
+    fn hidden_paths_are_ignored_until_renamed_visible() {
+        let w = watched(Duration::from_millis(300), |_| {});
+        fs::write(w.root().join(".a.flac.part"), b"x").unwrap();
+        fs::create_dir(w.root().join(".trash")).unwrap();
+        fs::write(w.root().join(".trash/b.flac"), b"x").unwrap();
+        assert_eq!(w.settle(), vec![]);
+        fs::rename(w.root().join(".a.flac.part"), w.root().join("a.flac")).unwrap();
+        assert_eq!(w.settle(), vec![upsert("a.flac")]);
+    }
+
+    #[test]
+    fn new_directory_reports_every_file_inside() {
+        let w = watched(Duration::from_millis(300), |_| {});
+        let album = w.root().join("Artist/Album");
+        fs::create_dir_all(album.join("CD2")).unwrap();
+        fs::write(album.join("01.flac"), b"1").unwrap();
+        fs::write(album.join("CD2/02.flac"), b"2").unwrap();
+        fs::write(album.join(".hidden"), b"2").unwrap();
+        assert_eq!(
+            set(w.settle()),
+            strs(&["+Artist/Album/01.flac", "+Artist/Album/CD2/02.flac"])
+        );
+    }
+
+    #[test]
+    fn directory_moved_in_reports_its_files() {
+        let w = watched(Duration::from_millis(300), |_| {});
+        // Outside the watched tree but on the same filesystem.
+        let outside = tempfile::tempdir_in(w.root().parent().unwrap()).unwrap();
+        fs::create_dir_all(outside.path().join("Album/Sub")).unwrap();
+        fs::write(outside.path().join("Album/1.flac"), b"1").unwrap();
+        fs::write(outside.path().join("Album/Sub/2.flac"), b"2").unwrap();
+        fs::rename(outside.path().join("Album"), w.root().join("Album")).unwrap();
+        assert_eq!(
+            set(w.settle()),
+            strs(&["+Album/1.flac", "+Album/Sub/2.flac"])
+        );
+    }
+
+    #[test]
+    fn directory_moved_out_or_renamed_is_a_rescan() {
+        let w = watched(Duration::from_millis(300), |root| {
+            fs::create_dir_all(root.join("A/Sub")).unwrap();
+            fs::write(root.join("A/Sub/1.flac"), b"1").unwrap();
+            fs::create_dir_all(root.join("B")).unwrap();
+            fs::write(root.join("B/2.flac"), b"2").unwrap();
+        });
+        let outside = tempfile::tempdir_in(w.root().parent().unwrap()).unwrap();
+        fs::rename(w.root().join("A"), outside.path().join("A")).unwrap();
+        assert_eq!(w.settle(), vec![Change::Rescan]);
+        fs::rename(w.root().join("B"), w.root().join("C")).unwrap();
+        assert_eq!(w.settle(), vec![Change::Rescan]);
+        // The rescan relearned the tree: C is a directory now.
+        fs::rename(w.root().join("C"), outside.path().join("C")).unwrap();
+        assert_eq!(w.settle(), vec![Change::Rescan]);
+    }
+
+    #[test]
+    fn removed_directory_reports_its_files_removed() {
+        let w = watched(Duration::from_millis(300), |root| {
+            fs::create_dir_all(root.join("A/Sub")).unwrap();
+            fs::write(root.join("A/1.flac"), b"1").unwrap();
+            fs::write(root.join("A/Sub/2.flac"), b"2").unwrap();
+            fs::write(root.join("keep.flac"), b"k").unwrap();
+        });
+        fs::remove_dir_all(w.root().join("A")).unwrap();
+        assert_eq!(set(w.settle()), strs(&["-A/1.flac", "-A/Sub/2.flac"]));
+    }
+
+    #[test]
+    fn dropping_the_guard_stops_the_watcher() {
+        let w = watched(Duration::from_millis(100), |_| {});
+        let Watched { dir, rx, _guard } = w;
+        drop(_guard);
+        fs::write(dir.path().join("late.flac"), b"x").unwrap();
+        // The debounce thread held the only sender: it is gone.
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(5)),
+            Err(RecvTimeoutError::Disconnected)
+        );
     }
 }
