@@ -10,6 +10,7 @@ use super::probe;
 use crate::{Catalog, Error, OriginId, Result, ScannedFile, Stamp};
 use std::collections::HashSet;
 use std::io::{Read, Seek, SeekFrom};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -224,7 +225,11 @@ fn run(
                 let Some((path, stamp)) = jobs.get(next.fetch_add(1, Ordering::Relaxed)) else {
                     return;
                 };
-                let result = read_one(path, open);
+                // `probe` already contains lofty's panics; this also
+                // covers the caller's `open`, so one file can never take
+                // the scan (and the daemon) down.
+                let result = catch_unwind(AssertUnwindSafe(|| read_one(path, open)))
+                    .unwrap_or_else(|_| Err("scanner panicked".into()));
                 let outcome = Outcome {
                     path: path.clone(),
                     stamp: *stamp,

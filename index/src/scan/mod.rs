@@ -92,12 +92,17 @@ fn probe_inner<R: Read + Seek>(
     // lofty reads in small pieces; buffering matters on slow origins.
     let mut buffered = BufReader::with_capacity(64 * 1024, reader);
     let options = ParseOptions::new();
-    let file_type = Probe::new(&mut buffered)
+    let guessed = Probe::new(&mut buffered)
         .options(options)
         .guess_file_type()
         .map_err(|e| format!("read error: {e}"))?
-        .file_type()
-        .ok_or_else(|| "not an audio file (unrecognised format)".to_string())?;
+        .file_type();
+    let Some(file_type) = guessed else {
+        // A broken leading ID3v2 tag hides what follows; say so rather
+        // than "unrecognised".
+        body::locate(buffered.get_mut(), size, Container::Framed)?;
+        return Err("not an audio file (unrecognised format)".into());
+    };
     let (format, container) = format_of(file_type, file_name)
         .ok_or_else(|| "not an audio file (unsupported format)".to_string())?;
     // The body walkers run first: they are cheap, and on a structurally

@@ -407,10 +407,7 @@ fn broken_real_files_are_errors() {
     let mp3 = std::fs::read(encode(dir.path(), "a.mp3", &["-c:a", "libmp3lame"], false)).unwrap();
     let mut past = mp3.clone();
     past[6..10].copy_from_slice(&[0x7F, 0x7F, 0x7F, 0x7F]);
-    match probe_bytes(&past, "past.mp3") {
-        Ok(f) => panic!("past.mp3 accepted: {f:?}"),
-        Err(e) => assert!(!e.to_string().contains("panicked"), "{e}"),
-    }
+    expect_err(&past, "past.mp3", "ID3v2 tag runs past the end of the file");
 }
 
 /// Every generated file, cut at many lengths: each probe must return (an
@@ -472,4 +469,60 @@ fn truncations_never_panic() {
             }
         }
     }
+}
+
+/// An ID3v2.3 tag holding one APIC frame with `data` as a PNG.
+fn id3v23_with_picture(data: &[u8]) -> Vec<u8> {
+    let mut frame_body = vec![0u8]; // Latin-1
+    frame_body.extend_from_slice(b"image/png\0");
+    frame_body.push(3); // front cover
+    frame_body.push(0); // empty description
+    frame_body.extend_from_slice(data);
+    let mut frame = b"APIC".to_vec();
+    frame.extend_from_slice(&(frame_body.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&[0, 0]);
+    frame.extend_from_slice(&frame_body);
+    let mut tit2 = b"TIT2".to_vec();
+    tit2.extend_from_slice(&6u32.to_be_bytes());
+    tit2.extend_from_slice(&[0, 0, 0]);
+    tit2.extend_from_slice(b"Big!\0");
+    let body_len = frame.len() + tit2.len();
+    let s = |n: usize| {
+        [
+            (n >> 21) as u8 & 0x7F,
+            (n >> 14) as u8 & 0x7F,
+            (n >> 7) as u8 & 0x7F,
+            n as u8 & 0x7F,
+        ]
+    };
+    let mut tag = b"ID3\x03\x00\x00".to_vec();
+    tag.extend_from_slice(&s(body_len));
+    tag.extend_from_slice(&tit2);
+    tag.extend_from_slice(&frame);
+    tag
+}
+
+#[test]
+fn huge_cover_art_does_not_make_a_good_file_an_error() {
+    if !ffmpeg_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let plain = encode(
+        dir.path(),
+        "p.mp3",
+        &["-c:a", "libmp3lame", "-id3v2_version", "0"],
+        false,
+    );
+    let audio = std::fs::read(plain).unwrap();
+    assert_ne!(&audio[..3], b"ID3");
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.resize(20 * 1024 * 1024, 0x5A);
+    let mut bytes = id3v23_with_picture(&png);
+    let tag_len = bytes.len() as u64;
+    bytes.extend_from_slice(&audio);
+    let f = probe_bytes(&bytes, "big.mp3").expect("big cover must not fail the scan");
+    assert!(f.has_art);
+    assert_eq!(tag(&f, "title"), vec!["Big!"]);
+    assert_eq!(f.audio_offset, tag_len);
 }

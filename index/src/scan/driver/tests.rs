@@ -297,3 +297,31 @@ fn scan_paths_upserts_and_removes_without_full_listing() {
     assert!(fx.record("b.flac").is_some());
     assert!(fx.record("c.flac").is_some());
 }
+
+#[test]
+fn a_panic_while_reading_one_file_costs_only_that_file() {
+    let fx = fixture();
+    fx.write("boom.mp3", b"x");
+    fx.write("empty.flac", b"");
+    let open = |rel: &[u8]| -> std::io::Result<Box<dyn ReadSeek>> {
+        if rel == b"boom.mp3" {
+            panic!("test panic in open");
+        }
+        fx.open()(rel)
+    };
+    let cancel = AtomicBool::new(false);
+    let r = scan_origin(
+        &fx.catalog,
+        fx.origin,
+        fx.entries(),
+        &open,
+        &ScanOptions::default(),
+        &|_| {},
+        &cancel,
+    )
+    .unwrap();
+    assert_eq!(r.errors, 2);
+    let errors = fx.catalog.scan_errors(10).unwrap();
+    let boom = errors.iter().find(|e| e.rel_path == b"boom.mp3").unwrap();
+    assert_eq!(boom.message, "scanner panicked");
+}
