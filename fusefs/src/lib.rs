@@ -4,12 +4,32 @@
 //! file go through kernel passthrough when the kernel and our privileges
 //! allow it; otherwise the daemon serves them with `pread`. Every write
 //! operation answers `EROFS`.
+//!
+//! Modules: [`attr`](attr) (nodes as FUSE attributes), `fs` (the fuser
+//! `Filesystem`), `handles` (open handles, one mode per inode),
+//! `passthrough` (negotiation and fallback policy), `xattr`, `session`
+//! (mounting, invalidation, unmounting) and [`tree`] (what the filesystem
+//! reads from the catalog).
 
-use musicfs_index::{Catalog, OriginId, TreeChanges};
+mod attr;
+mod error;
+mod fs;
+mod handles;
+mod passthrough;
+mod session;
+pub mod testutil;
+pub mod tree;
+mod xattr;
+
+pub use error::{Error, Result};
+pub use session::Mounted;
+pub use tree::Tree;
+
+use musicfs_index::{Catalog, OriginId};
 use musicfs_origins::Origin;
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -34,6 +54,20 @@ pub struct FsConfig {
     pub fsname: String,
 }
 
+impl Default for FsConfig {
+    fn default() -> Self {
+        FsConfig {
+            passthrough: true,
+            ttl: Duration::from_secs(1),
+            threads: 4,
+            uid: nix::unistd::geteuid().as_raw(),
+            gid: nix::unistd::getegid().as_raw(),
+            allow_other: false,
+            fsname: "musicfs".to_string(),
+        }
+    }
+}
+
 /// Counters shown by `musicfs status`; all monotonic except `open_handles`.
 #[derive(Debug, Default)]
 pub struct FsStats {
@@ -46,9 +80,32 @@ pub struct FsStats {
     pub passthrough_unavailable: Mutex<Option<String>>,
 }
 
-/// A live mount.
-pub struct Mounted {
-    // session handle, notifier, ...
+/// A plain copy of [`FsStats`] at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FsStatsSnapshot {
+    pub passthrough_opens: u64,
+    pub daemon_opens: u64,
+    pub open_handles: u64,
+    pub reads: u64,
+    pub bytes_read: u64,
+    pub passthrough_unavailable: Option<String>,
+}
+
+impl FsStats {
+    pub fn snapshot(&self) -> FsStatsSnapshot {
+        FsStatsSnapshot {
+            passthrough_opens: self.passthrough_opens.load(Ordering::Relaxed),
+            daemon_opens: self.daemon_opens.load(Ordering::Relaxed),
+            open_handles: self.open_handles.load(Ordering::Relaxed),
+            reads: self.reads.load(Ordering::Relaxed),
+            bytes_read: self.bytes_read.load(Ordering::Relaxed),
+            passthrough_unavailable: self
+                .passthrough_unavailable
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        }
+    }
 }
 
 /// Mounts the filesystem at `mountpoint` and serves it on background threads.
@@ -59,20 +116,16 @@ pub fn mount(
     stats: Arc<FsStats>,
     mountpoint: &Path,
 ) -> std::io::Result<Mounted> {
-    todo!()
+    mount_tree(catalog, origins, config, stats, mountpoint)
 }
 
-impl Mounted {
-    /// Tells the kernel to forget cached entries and pages that `changes` made stale.
-    pub fn invalidate(&self, changes: &TreeChanges) {
-        todo!()
-    }
-    /// Blocks until the filesystem is unmounted (by us or by `fusermount3 -u`).
-    pub fn wait(&self) {
-        todo!()
-    }
-    /// Unmounts (lazily if busy) and waits for the session to end.
-    pub fn unmount(self) -> std::io::Result<()> {
-        todo!()
-    }
+/// [`mount`] over any [`Tree`] (tests mount a [`testutil::MemTree`]).
+pub fn mount_tree(
+    tree: Arc<dyn Tree>,
+    origins: OriginTable,
+    config: FsConfig,
+    stats: Arc<FsStats>,
+    mountpoint: &Path,
+) -> std::io::Result<Mounted> {
+    session::mount(tree, origins, config, stats, mountpoint, true)
 }

@@ -1,0 +1,282 @@
+//! An in-memory [`Tree`] for tests of the FUSE layer that need no SQLite.
+use crate::tree::Tree;
+use crate::{FsConfig, FsStats, Mounted, OriginTable};
+use musicfs_index::{
+    Counts, FileId, FileRecord, Node, NodeKind, OriginId, Result, Stamp, ROOT_INO,
+};
+use musicfs_origins::{Entry, Origin, OriginKind};
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+/// Mounts like [`crate::mount_tree`] but without the kernel's read-only
+/// mount flag, so write requests reach the daemon: tests use it to check
+/// that the filesystem itself answers `EROFS`, not only the VFS.
+pub fn mount_without_ro_flag(
+    tree: Arc<dyn Tree>,
+    origins: OriginTable,
+    config: FsConfig,
+    stats: Arc<FsStats>,
+    mountpoint: &Path,
+) -> std::io::Result<Mounted> {
+    crate::session::mount(tree, origins, config, stats, mountpoint, false)
+}
+
+/// A local directory as an origin, for tests (the real `LocalOrigin` lives
+/// in musicfs-origins; this one only does what the filesystem needs).
+pub struct DirOrigin {
+    pub name: String,
+    pub root: PathBuf,
+}
+
+impl DirOrigin {
+    fn path(&self, rel_path: &[u8]) -> PathBuf {
+        self.root.join(OsStr::from_bytes(rel_path))
+    }
+    fn io(&self, rel_path: &[u8], source: std::io::Error) -> musicfs_origins::Error {
+        musicfs_origins::Error::Io {
+            origin: self.name.clone(),
+            path: self.path(rel_path),
+            source,
+        }
+    }
+}
+
+impl Origin for DirOrigin {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn kind(&self) -> OriginKind {
+        OriginKind::Local
+    }
+    fn location(&self) -> String {
+        self.root.display().to_string()
+    }
+    fn list(&self) -> musicfs_origins::Result<Vec<Entry>> {
+        Ok(Vec::new())
+    }
+    fn stat(&self, rel_path: &[u8]) -> musicfs_origins::Result<Entry> {
+        let m = std::fs::metadata(self.path(rel_path)).map_err(|e| self.io(rel_path, e))?;
+        Ok(Entry {
+            rel_path: rel_path.to_vec(),
+            size: m.len(),
+            mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+        })
+    }
+    fn read_at(
+        &self,
+        rel_path: &[u8],
+        offset: u64,
+        buf: &mut [u8],
+    ) -> musicfs_origins::Result<usize> {
+        let file = std::fs::File::open(self.path(rel_path)).map_err(|e| self.io(rel_path, e))?;
+        file.read_at(buf, offset).map_err(|e| self.io(rel_path, e))
+    }
+    fn local_path(&self, rel_path: &[u8]) -> Option<PathBuf> {
+        Some(self.path(rel_path))
+    }
+}
+
+/// A virtual tree kept in memory. Inodes are handed out in insertion order,
+/// like the catalog's.
+pub struct MemTree {
+    inner: RwLock<Inner>,
+}
+
+struct Inner {
+    nodes: BTreeMap<u64, Node>,
+    files: BTreeMap<FileId, FileRecord>,
+    next_ino: u64,
+}
+
+impl Default for MemTree {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemTree {
+    /// A tree holding only the root directory.
+    pub fn new() -> MemTree {
+        let root = Node {
+            ino: ROOT_INO,
+            parent: ROOT_INO,
+            name: Vec::new(),
+            kind: NodeKind::Dir,
+            file_id: None,
+            size: 0,
+            mtime_ns: 0,
+        };
+        MemTree {
+            inner: RwLock::new(Inner {
+                nodes: BTreeMap::from([(ROOT_INO, root)]),
+                files: BTreeMap::new(),
+                next_ino: ROOT_INO + 1,
+            }),
+        }
+    }
+
+    /// Adds a file at the virtual `path` (`a/b/c.flac`), creating missing
+    /// directories, served from `rel_path` of origin `origin_id` with the
+    /// given stamp. The node's size is `stamp.size`. Returns its inode.
+    pub fn add_file(&self, path: &str, origin_id: OriginId, rel_path: &[u8], stamp: Stamp) -> u64 {
+        self.add_file_sized(path, origin_id, rel_path, stamp, stamp.size)
+    }
+
+    /// Like [`add_file`](Self::add_file) with a served size different from
+    /// the real file's (what an overlay does).
+    pub fn add_file_sized(
+        &self,
+        path: &str,
+        origin_id: OriginId,
+        rel_path: &[u8],
+        stamp: Stamp,
+        served_size: u64,
+    ) -> u64 {
+        let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        let mut parent = ROOT_INO;
+        let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+        let Some((leaf, dirs)) = parts.split_last() else {
+            return ROOT_INO;
+        };
+        for dir in dirs {
+            parent = match inner.find(parent, dir.as_bytes()) {
+                Some(ino) => ino,
+                None => inner.insert(parent, dir, NodeKind::Dir, None, 0, stamp.mtime_ns),
+            };
+            if let Some(n) = inner.nodes.get_mut(&parent) {
+                n.mtime_ns = n.mtime_ns.max(stamp.mtime_ns);
+            }
+        }
+        let file_id = inner.files.len() as FileId + 1;
+        inner.files.insert(
+            file_id,
+            FileRecord {
+                id: file_id,
+                origin_id,
+                rel_path: rel_path.to_vec(),
+                stamp,
+                format: String::new(),
+                audio_offset: 0,
+                audio_length: stamp.size,
+            },
+        );
+        inner.insert(
+            parent,
+            leaf,
+            NodeKind::File,
+            Some(file_id),
+            served_size,
+            stamp.mtime_ns,
+        )
+    }
+
+    /// Removes the node `ino` (and nothing below it).
+    pub fn remove(&self, ino: u64) {
+        let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        inner.nodes.remove(&ino);
+    }
+}
+
+impl Inner {
+    fn find(&self, parent: u64, name: &[u8]) -> Option<u64> {
+        self.nodes
+            .values()
+            .find(|n| n.parent == parent && n.ino != ROOT_INO && n.name == name)
+            .map(|n| n.ino)
+    }
+
+    fn insert(
+        &mut self,
+        parent: u64,
+        name: &str,
+        kind: NodeKind,
+        file_id: Option<FileId>,
+        size: u64,
+        mtime_ns: i64,
+    ) -> u64 {
+        let ino = self.next_ino;
+        self.next_ino += 1;
+        self.nodes.insert(
+            ino,
+            Node {
+                ino,
+                parent,
+                name: name.as_bytes().to_vec(),
+                kind,
+                file_id,
+                size,
+                mtime_ns,
+            },
+        );
+        ino
+    }
+}
+
+impl Tree for MemTree {
+    fn node(&self, ino: u64) -> Result<Option<Node>> {
+        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        Ok(inner.nodes.get(&ino).cloned())
+    }
+    fn lookup(&self, parent: u64, name: &[u8]) -> Result<Option<Node>> {
+        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        Ok(inner
+            .find(parent, name)
+            .and_then(|ino| inner.nodes.get(&ino).cloned()))
+    }
+    fn children(&self, parent: u64, after: u64, limit: usize) -> Result<Vec<Node>> {
+        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        Ok(inner
+            .nodes
+            .range(after.saturating_add(1)..)
+            .map(|(_, n)| n)
+            .filter(|n| n.parent == parent && n.ino != ROOT_INO)
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+    fn file(&self, id: FileId) -> Result<Option<FileRecord>> {
+        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        Ok(inner.files.get(&id).cloned())
+    }
+    fn counts(&self) -> Result<Counts> {
+        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        let dirs = inner
+            .nodes
+            .values()
+            .filter(|n| n.kind == NodeKind::Dir)
+            .count() as u64;
+        Ok(Counts {
+            origins: 1,
+            files: inner.nodes.len() as u64 - dirs,
+            dirs,
+            scan_errors: 0,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_directories_and_pages_children() {
+        let t = MemTree::new();
+        let stamp = Stamp {
+            size: 10,
+            mtime_ns: 5,
+        };
+        let a = t.add_file("A/B/1.flac", 1, b"x/1.flac", stamp);
+        let b = t.add_file("A/B/2.flac", 1, b"x/2.flac", stamp);
+        let dir_a = t.lookup(ROOT_INO, b"A").unwrap().unwrap();
+        let dir_b = t.lookup(dir_a.ino, b"B").unwrap().unwrap();
+        let kids = t.children(dir_b.ino, 0, 10).unwrap();
+        assert_eq!(kids.iter().map(|n| n.ino).collect::<Vec<_>>(), vec![a, b]);
+        assert_eq!(t.children(dir_b.ino, a, 10).unwrap().len(), 1);
+        assert_eq!(t.children(dir_b.ino, 0, 1).unwrap().len(), 1);
+        assert_eq!(t.counts().unwrap().files, 2);
+    }
+}

@@ -1,0 +1,33 @@
+//! What the filesystem needs from the catalog, as a trait so the FUSE layer
+//! can be exercised against an in-memory tree ([`crate::testutil::MemTree`])
+//! as well as the real SQLite [`Catalog`].
+use musicfs_index::{Catalog, Counts, FileId, FileRecord, Node, Result};
+
+/// Read-only view of the virtual tree. Every method is a point query on the
+/// hot path; implementations must be cheap and thread-safe.
+pub trait Tree: Send + Sync + 'static {
+    fn node(&self, ino: u64) -> Result<Option<Node>>;
+    fn lookup(&self, parent: u64, name: &[u8]) -> Result<Option<Node>>;
+    /// Children of `parent` with `ino > after`, in inode order, at most `limit`.
+    fn children(&self, parent: u64, after: u64, limit: usize) -> Result<Vec<Node>>;
+    fn file(&self, id: FileId) -> Result<Option<FileRecord>>;
+    fn counts(&self) -> Result<Counts>;
+}
+
+impl Tree for Catalog {
+    fn node(&self, ino: u64) -> Result<Option<Node>> {
+        Catalog::node(self, ino)
+    }
+    fn lookup(&self, parent: u64, name: &[u8]) -> Result<Option<Node>> {
+        Catalog::lookup(self, parent, name)
+    }
+    fn children(&self, parent: u64, after: u64, limit: usize) -> Result<Vec<Node>> {
+        Catalog::children(self, parent, after, limit)
+    }
+    fn file(&self, id: FileId) -> Result<Option<FileRecord>> {
+        Catalog::file(self, id)
+    }
+    fn counts(&self) -> Result<Counts> {
+        Catalog::counts(self)
+    }
+}
