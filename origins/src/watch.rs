@@ -520,6 +520,49 @@ mod tests {
     }
 
     #[test]
+    fn overflow_is_a_rescan_and_reads_are_not_changes() {
+        use super::Debouncer;
+        use notify::event::{AccessKind, AccessMode, EventKind, Flag};
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("a.flac"), b"x").unwrap();
+        let (tx, rx) = mpsc::channel();
+        let mut d = Debouncer {
+            origin: "m".into(),
+            root: dir.path().to_path_buf(),
+            debounce: Duration::from_millis(300),
+            tx,
+            pending: Default::default(),
+            deadlines: Default::default(),
+            seq: 0,
+            dirs: Default::default(),
+            rescan_at: None,
+        };
+        let now = Instant::now();
+        let later = now + Duration::from_secs(1);
+        let path = dir.path().join("a.flac");
+        for kind in [
+            EventKind::Access(AccessKind::Open(AccessMode::Any)),
+            EventKind::Access(AccessKind::Close(AccessMode::Read)),
+        ] {
+            d.on_event(notify::Event::new(kind).add_path(path.clone()), now);
+        }
+        d.flush_due(later).unwrap();
+        assert_eq!(rx.try_recv(), Err(mpsc::TryRecvError::Empty));
+
+        // A pending change is superseded by the rescan.
+        let modify = EventKind::Modify(notify::event::ModifyKind::Any);
+        d.on_event(notify::Event::new(modify).add_path(path), now);
+        d.on_event(
+            notify::Event::new(EventKind::Other).set_flag(Flag::Rescan),
+            now,
+        );
+        d.flush_due(now).unwrap();
+        assert_eq!(rx.try_recv(), Err(mpsc::TryRecvError::Empty), "not yet due");
+        d.flush_due(later).unwrap();
+        assert_eq!(rx.try_iter().collect::<Vec<_>>(), vec![Change::Rescan]);
+    }
+
+    #[test]
     fn dropping_the_guard_stops_the_watcher() {
         let w = watched(Duration::from_millis(100), |_| {});
         let Watched { dir, rx, _guard } = w;
