@@ -64,12 +64,19 @@ pub fn fuse_skip_reason() -> Option<String> {
     None
 }
 
+/// Writes a line to the real stderr, past the test harness's capture, so
+/// skips and measurements show in `cargo test` output even when tests pass.
+pub fn note(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
 /// Returns early from a test, saying so loudly, when FUSE is truly absent.
 #[macro_export]
 macro_rules! require_fuse {
     () => {
         if let Some(reason) = $crate::fuse_skip_reason() {
-            eprintln!("SKIPPED {}: {}", module_path!(), reason);
+            $crate::note(&format!("SKIPPED {}: {}", module_path!(), reason));
             return;
         }
     };

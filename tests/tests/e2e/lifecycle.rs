@@ -29,7 +29,7 @@ fn mount_returns_quickly_and_serves_the_root_at_once() {
     require_fuse!();
     let env = Env::new();
     let m = env.mount(&corpus().dir, &[]);
-    eprintln!("musicfs mount returned after {:?}", m.elapsed);
+    musicfs_tests::note(&format!("MEASURED musicfs mount returned after {:?}", m.elapsed));
     assert!(
         m.elapsed < Duration::from_secs(10),
         "musicfs mount took {:?}",
@@ -166,10 +166,10 @@ fn shutdown_command_unmounts_and_stops_the_daemon() {
     let held = std::fs::File::open(&any.path).expect("open a file");
     let start = std::time::Instant::now();
     env.run_ok(&["shutdown", "--timeout", "2"]);
-    eprintln!(
-        "musicfs shutdown with a held file took {:?}",
+    musicfs_tests::note(&format!(
+        "MEASURED musicfs shutdown with a held file took {:?}",
         start.elapsed()
-    );
+    ));
     assert!(
         !is_mounted(m.root()),
         "still mounted after `musicfs shutdown` returned"

@@ -66,13 +66,13 @@ fn files_are_byte_identical_through_passthrough() {
     env.wait_scans(1);
     check_all_bytes(&env);
     let s = env.status();
-    eprintln!(
-        "passthrough_opens={} daemon_opens={} passthrough_active={} passthrough_unavailable={}",
+    musicfs_tests::note(&format!(
+        "MEASURED passthrough_opens={} daemon_opens={} passthrough_active={} passthrough_unavailable={}",
         s["passthrough_opens"],
         s["daemon_opens"],
         s["passthrough_active"],
         s["passthrough_unavailable"]
-    );
+    ));
     assert!(
         s["passthrough_opens"].as_u64().unwrap_or(0) > 0,
         "kernel {} as root should use passthrough; status: passthrough_opens={} daemon_opens={} unavailable={}",

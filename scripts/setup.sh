@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Installs every system package musicfs needs to build, run, test and benchmark.
+#
+# Usage: sudo bash scripts/setup.sh      (Debian 12 / Ubuntu; idempotent)
+#
+# Always runs `apt-get update` and `apt-get install -y` (quick when all is
+# installed), then makes sure the python3 on PATH can import mutagen (the
+# independent tag reader/writer of the tests and the corpus generator), and
+# that a Rust toolchain new enough for the workspace (1.85+) is present.
+set -euo pipefail
+
+PACKAGES=(
+  fuse3              # fusermount3 (fuser itself is pure Rust: no libfuse3-dev)
+  ffmpeg             # corpus generation, ffprobe as an independent tag reader
+  flac               # metaflac/flac for inspecting test files
+  protobuf-compiler  # protoc for tonic's build script (musicfs-proto)
+  pkg-config
+  build-essential    # cc for bundled SQLite and other C in the build
+  sqlite3            # inspecting catalogs
+  attr               # getfattr/setfattr
+  tree               # the demo prints the mounted tree
+  diffutils          # cmp
+  procps             # ps, for the benchmark's RSS figures
+  python3
+  python3-pip
+  python3-mutagen    # the system python's mutagen
+  ca-certificates
+  curl
+)
+
+SUDO=()
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null; then SUDO=(sudo); else
+    echo "setup.sh: run as root (or install sudo)" >&2; exit 1
+  fi
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+echo "setup.sh: apt-get update"
+"${SUDO[@]}" apt-get update -q
+echo "setup.sh: apt-get install ${PACKAGES[*]}"
+"${SUDO[@]}" apt-get install -y -q --no-install-recommends "${PACKAGES[@]}"
+
+# The python3 on PATH may not be the system one (pyenv, venv): it needs mutagen too.
+if ! python3 -c 'import mutagen' 2>/dev/null; then
+  echo "setup.sh: installing mutagen for $(command -v python3) with pip"
+  python3 -m pip install --quiet mutagen \
+    || python3 -m pip install --quiet --break-system-packages mutagen
+fi
+python3 -c 'import mutagen' || { echo "setup.sh: python3 cannot import mutagen" >&2; exit 1; }
+
+# Rust: Debian's rustc is too old for the workspace; use rustup's stable.
+if ! command -v cargo >/dev/null; then
+  if [ -x "$HOME/.cargo/bin/cargo" ]; then
+    echo "setup.sh: cargo is in ~/.cargo/bin; add it to PATH: export PATH=\$HOME/.cargo/bin:\$PATH" >&2
+  else
+    echo "setup.sh: installing the Rust toolchain with rustup"
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs \
+      | sh -s -- -y --profile minimal --component clippy,rustfmt
+    echo "setup.sh: now run: source \$HOME/.cargo/env" >&2
+  fi
+fi
+
+for tool in fusermount3 ffmpeg ffprobe protoc sqlite3 getfattr cmp sha256sum; do
+  command -v "$tool" >/dev/null || { echo "setup.sh: $tool is still missing" >&2; exit 1; }
+done
+[ -e /dev/fuse ] || echo "setup.sh: warning: /dev/fuse is absent; the mount tests will be skipped" >&2
+echo "setup.sh: ok"
