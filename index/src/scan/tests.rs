@@ -526,3 +526,176 @@ fn huge_cover_art_does_not_make_a_good_file_an_error() {
     assert_eq!(tag(&f, "title"), vec!["Big!"]);
     assert_eq!(f.audio_offset, tag_len);
 }
+
+/// Runs a python3 + mutagen snippet with the file path as `sys.argv[1]`;
+/// false (with a note) if mutagen is not there.
+fn mutagen(script: &str, path: &Path) -> bool {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(path)
+        .output();
+    match out {
+        Ok(o) if o.status.success() => true,
+        Ok(o) => {
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(
+                err.contains("No module named"),
+                "mutagen script failed: {err}"
+            );
+            eprintln!("SKIPPED: python3 mutagen is not installed");
+            false
+        }
+        Err(_) => {
+            eprintln!("SKIPPED: python3 is not installed");
+            false
+        }
+    }
+}
+
+#[test]
+fn id3v24_multi_values_musicbrainz_and_itunes_comments() {
+    if !ffmpeg_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = encode(
+        dir.path(),
+        "m.mp3",
+        &["-c:a", "libmp3lame", "-id3v2_version", "0"],
+        false,
+    );
+    let script = r#"
+import sys
+from mutagen.id3 import ID3, TPE1, TIT2, TPUB, TCMP, COMM, TXXX, UFID, TRCK, TDRC, USLT
+t = ID3()
+t.add(TIT2(encoding=3, text=["Multi"]))
+t.add(TPE1(encoding=3, text=["First", "Second"]))
+t.add(TPUB(encoding=3, text=["A Label"]))
+t.add(TCMP(encoding=3, text=["1"]))
+t.add(TRCK(encoding=3, text=["05"]))
+t.add(TDRC(encoding=3, text=["1999-04-01"]))
+t.add(COMM(encoding=3, lang="eng", desc="", text=["real comment"]))
+t.add(COMM(encoding=3, lang="eng", desc="iTunNORM", text=[" 0000 0000"]))
+t.add(TXXX(encoding=3, desc="MusicBrainz Album Id", text=["d1f2c3a4-0000-4000-8000-000000000001"]))
+t.add(TXXX(encoding=3, desc="MusicBrainz Artist Id", text=["d1f2c3a4-0000-4000-8000-000000000002"]))
+t.add(UFID(owner="http://musicbrainz.org", data=b"d1f2c3a4-0000-4000-8000-000000000003"))
+t.add(USLT(encoding=3, lang="eng", desc="", text="la la la"))
+t.save(sys.argv[1], v2_version=4)
+"#;
+    if !mutagen(script, &path) {
+        return;
+    }
+    let (_, f) = probe_file(&path);
+    assert_eq!(tag(&f, "artist"), vec!["First", "Second"], "{:?}", f.tags);
+    assert_eq!(tag(&f, "title"), vec!["Multi"]);
+    assert_eq!(tag(&f, "label"), vec!["A Label"]);
+    assert_eq!(tag(&f, "compilation"), vec!["1"]);
+    assert_eq!(tag(&f, "track"), vec!["5"]);
+    assert_eq!(tag(&f, "date"), vec!["1999-04-01"]);
+    assert_eq!(tag(&f, "year"), vec!["1999"]);
+    assert_eq!(tag(&f, "comment"), vec!["real comment"]);
+    assert_eq!(tag(&f, "lyrics"), vec!["la la la"]);
+    assert_eq!(
+        tag(&f, "musicbrainz_albumid"),
+        vec!["d1f2c3a4-0000-4000-8000-000000000001"]
+    );
+    assert_eq!(
+        tag(&f, "musicbrainz_artistid"),
+        vec!["d1f2c3a4-0000-4000-8000-000000000002"]
+    );
+    assert_eq!(
+        tag(&f, "musicbrainz_trackid"),
+        vec!["d1f2c3a4-0000-4000-8000-000000000003"]
+    );
+}
+
+#[test]
+fn vorbis_comments_repeat_and_secondary_id3v1_fills_gaps() {
+    if !ffmpeg_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = encode(dir.path(), "v.flac", &["-c:a", "flac"], false);
+    let script = r#"
+import sys
+from mutagen.flac import FLAC
+f = FLAC(sys.argv[1])
+f.delete()
+f["ARTIST"] = ["One", "Two"]
+f["GENRE"] = ["Jazz", "  ", "Blues"]
+f["MUSICBRAINZ_RELEASEGROUPID"] = ["rg-1"]
+f["COMPILATION"] = ["0"]
+f["TRACKNUMBER"] = ["2/9"]
+f.save()
+"#;
+    if !mutagen(script, &path) {
+        return;
+    }
+    let (bytes, f) = probe_file(&path);
+    assert_eq!(tag(&f, "artist"), vec!["One", "Two"], "{:?}", f.tags);
+    assert_eq!(tag(&f, "genre"), vec!["Jazz", "Blues"]);
+    assert_eq!(tag(&f, "musicbrainz_releasegroupid"), vec!["rg-1"]);
+    assert!(tag(&f, "compilation").is_empty());
+    assert_eq!(
+        (tag(&f, "track"), tag(&f, "tracktotal")),
+        (vec!["2"], vec!["9"])
+    );
+    assert!(tag(&f, "title").is_empty());
+
+    // lofty leaves an ID3v1 appended to a FLAC file alone; the body
+    // still ends before it.
+    let mut with_v1 = bytes.clone();
+    with_v1.extend_from_slice(&id3v1("V1 Title", "V1 Artist", "2001"));
+    let g = probe_bytes(&with_v1, "v.flac").unwrap();
+    assert_eq!(g.audio_offset + g.audio_length, bytes.len() as u64);
+    assert_eq!(tag(&g, "artist"), vec!["One", "Two"]);
+}
+
+fn id3v1(title: &str, artist: &str, year: &str) -> Vec<u8> {
+    let field = |s: &str, n: usize| {
+        let mut b = s.as_bytes().to_vec();
+        b.resize(n, 0);
+        b
+    };
+    let mut v1 = b"TAG".to_vec();
+    v1.extend(field(title, 30));
+    v1.extend(field(artist, 30));
+    v1.extend(field("", 30));
+    v1.extend(field(year, 4));
+    v1.extend(field("", 30));
+    v1.push(255);
+    v1
+}
+
+#[test]
+fn secondary_id3v1_fills_only_keys_the_primary_tag_lacks() {
+    if !ffmpeg_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = encode(
+        dir.path(),
+        "s.mp3",
+        &["-c:a", "libmp3lame", "-id3v2_version", "0"],
+        false,
+    );
+    let script = r#"
+import sys
+from mutagen.id3 import ID3, TPE1
+t = ID3()
+t.add(TPE1(encoding=3, text=["V2 Artist"]))
+t.save(sys.argv[1], v2_version=3)
+"#;
+    if !mutagen(script, &path) {
+        return;
+    }
+    let mut bytes = std::fs::read(&path).unwrap();
+    let audio_end = bytes.len() as u64;
+    bytes.extend_from_slice(&id3v1("V1 Title", "V1 Artist", "2001"));
+    let f = probe_bytes(&bytes, "s.mp3").unwrap();
+    assert_eq!(tag(&f, "artist"), vec!["V2 Artist"], "{:?}", f.tags);
+    assert_eq!(tag(&f, "title"), vec!["V1 Title"]);
+    assert_eq!(tag(&f, "year"), vec!["2001"]);
+    assert_eq!(f.audio_offset + f.audio_length, audio_end);
+}
