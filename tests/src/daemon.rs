@@ -292,7 +292,10 @@ pub fn run_bounded(mut cmd: Command, timeout: Duration) -> Output {
             unsafe {
                 libc::kill(pid, libc::SIGKILL);
             }
-            panic!("{desc} did not finish within {timeout:?}");
+            panic!(
+                "{desc} did not finish within {timeout:?} (if it detached a daemon: \
+                 does the daemon still hold the caller's stdout/stderr open?)"
+            );
         }
     }
 }
