@@ -6,6 +6,7 @@
 //! log and in [`FsStats::passthrough_unavailable`].
 use crate::FsStats;
 use fuser::{InitFlags, KernelConfig};
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use std::collections::HashSet;
 use std::fs::File;
 use std::io;
@@ -133,16 +134,26 @@ impl Passthrough {
 
 /// Opens a local file for reading without touching its atime. `O_NOATIME`
 /// is refused (EPERM) for files we do not own without CAP_FOWNER; then a
-/// plain `O_RDONLY` is fine (the origin is usually mounted noatime/relatime).
+/// plain `O_RDONLY` is fine. `O_NONBLOCK` keeps a FIFO planted where a file
+/// was from hanging a FUSE worker; `O_NOFOLLOW` refuses a symlink swapped
+/// in. Only regular files are returned: they are what passthrough accepts.
 pub(crate) fn open_local(path: &Path) -> io::Result<File> {
-    match File::options()
-        .read(true)
-        .custom_flags(libc::O_NOATIME | libc::O_CLOEXEC)
-        .open(path)
-    {
-        Err(e) if e.raw_os_error() == Some(libc::EPERM) => File::open(path),
-        other => other,
+    let open = |extra: libc::c_int| {
+        File::options()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_CLOEXEC | extra)
+            .open(path)
+    };
+    let file = match open(libc::O_NOATIME) {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => open(0)?,
+        other => other?,
+    };
+    if !file.metadata()?.file_type().is_file() {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
     }
+    let flags = OFlag::from_bits_retain(fcntl(&file, FcntlArg::F_GETFL)?);
+    fcntl(&file, FcntlArg::F_SETFL(flags - OFlag::O_NONBLOCK))?;
+    Ok(file)
 }
 
 #[cfg(test)]
@@ -197,5 +208,24 @@ mod tests {
             open_local(&dir.path().join("missing")).unwrap_err().kind(),
             io::ErrorKind::NotFound
         );
+        // A FIFO must not block the open, and is refused.
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+        assert_eq!(
+            open_local(&fifo).unwrap_err().raw_os_error(),
+            Some(libc::EINVAL)
+        );
+        // A symlink is refused.
+        std::os::unix::fs::symlink(&path, dir.path().join("link")).unwrap();
+        assert_eq!(
+            open_local(&dir.path().join("link"))
+                .unwrap_err()
+                .raw_os_error(),
+            Some(libc::ELOOP)
+        );
+        // The returned file is blocking again.
+        let f = open_local(&path).unwrap();
+        let flags = OFlag::from_bits_retain(fcntl(&f, FcntlArg::F_GETFL).unwrap());
+        assert!(!flags.contains(OFlag::O_NONBLOCK));
     }
 }
