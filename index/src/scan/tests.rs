@@ -468,6 +468,27 @@ fn truncations_never_panic() {
                 );
             }
         }
+        // Random bytes overwritten anywhere (xorshift: reproducible).
+        let mut rng = 0x9E37_79B9_7F4A_7C15u64 ^ bytes.len() as u64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        for round in 0..150 {
+            let mut broken = bytes.clone();
+            for _ in 0..1 + next() % 8 {
+                let at = (next() % bytes.len() as u64) as usize;
+                broken[at] = next() as u8;
+            }
+            if let Err(e) = probe_bytes(&broken, name) {
+                assert!(
+                    !e.to_string().contains("panicked"),
+                    "{name} round {round}: {e}"
+                );
+            }
+        }
     }
 }
 
