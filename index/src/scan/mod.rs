@@ -54,9 +54,12 @@ pub struct ScannedFile {
     pub has_art: bool,
 }
 
-/// Reads one file. `file_name` (the last path component) is a hint only:
-/// the format is detected from content. Errors name the problem
-/// ("not an audio file", "truncated FLAC stream", "zero-byte file", ...).
+/// Reads one file of `size` bytes. `file_name` (the last path component)
+/// is a hint only: the format is detected from content. Errors name the
+/// problem ("not an audio file (unrecognised format)", "truncated FLAC
+/// metadata", "zero-byte file", ...). A file cut short inside its audio
+/// frames still scans (it plays up to the cut); one cut inside its headers
+/// or container structure does not.
 pub fn probe<R: Read + Seek>(reader: &mut R, size: u64, file_name: &str) -> Result<ScannedFile> {
     let fail = |message: String| Error::Scan {
         path: file_name.to_string(),
