@@ -9,10 +9,12 @@ use crate::tree::Tree;
 use crate::{FsConfig, FsStats, OriginTable};
 use fuser::{Config, INodeNo, MountOption, Notifier, Session, SessionACL, SessionUnmounter};
 use musicfs_index::TreeChanges;
+use nix::mount::{MntFlags, MsFlags};
 use std::ffi::OsStr;
 use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -73,7 +75,7 @@ impl Drop for SetOnDrop {
 pub struct Mounted {
     mountpoint: PathBuf,
     notifier: Notifier,
-    unmounter: Mutex<SessionUnmounter>,
+    unmounter: Mutex<Unmounter>,
     ended: Arc<Ended>,
     thread: Mutex<Option<JoinHandle<()>>>,
     /// The kernel's FUSE connection number (the mount's minor device).
@@ -108,6 +110,46 @@ fn mount_options(config: &FsConfig, read_only_flag: bool) -> Config {
     cfg
 }
 
+/// Mounts with mount(2) ourselves so `/proc/mounts` shows the type
+/// `fuse.musicfs` (fuser's direct mount says plain `fuse`). `Ok(None)` when
+/// we lack the privilege; fuser then mounts through fusermount3.
+fn mount_direct(
+    mountpoint: &Path,
+    config: &FsConfig,
+    read_only_flag: bool,
+) -> io::Result<Option<OwnedFd>> {
+    let dev = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open("/dev/fuse")?;
+    let mut data = format!(
+        "fd={},rootmode={:o},user_id={},group_id={},default_permissions",
+        dev.as_raw_fd(),
+        libc::S_IFDIR | 0o555,
+        nix::unistd::getuid(),
+        nix::unistd::getgid(),
+    );
+    if config.allow_other {
+        data.push_str(",allow_other");
+    }
+    let mut flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOATIME;
+    if read_only_flag {
+        flags |= MsFlags::MS_RDONLY;
+    }
+    match nix::mount::mount(
+        Some(config.fsname.as_str()),
+        mountpoint,
+        Some("fuse.musicfs"),
+        flags,
+        Some(data.as_str()),
+    ) {
+        Ok(()) => Ok(Some(OwnedFd::from(dev))),
+        Err(nix::errno::Errno::EPERM) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 pub(crate) fn mount(
     tree: Arc<dyn Tree>,
     origins: OriginTable,
@@ -120,9 +162,22 @@ pub(crate) fn mount(
         |e: io::Error| io::Error::new(e.kind(), format!("mounting {}: {e}", mountpoint.display()));
     let mountpoint = mountpoint.canonicalize().map_err(context)?;
     let fs = MusicFs::new(tree, origins, &config, stats);
-    // Mounts and completes the INIT handshake (passthrough is negotiated here).
-    let mut session =
-        Session::new(fs, &mountpoint, &mount_options(&config, read_only_flag)).map_err(context)?;
+    let options = mount_options(&config, read_only_flag);
+    // Both paths complete the INIT handshake (passthrough is negotiated there).
+    let (mut session, direct) =
+        match mount_direct(&mountpoint, &config, read_only_flag).map_err(context)? {
+            Some(fd) => match Session::from_fd(fs, fd, options.acl, options.clone()) {
+                Ok(session) => (session, true),
+                Err(e) => {
+                    let _ = nix::mount::umount2(&mountpoint, MntFlags::MNT_DETACH);
+                    return Err(context(e));
+                }
+            },
+            None => (
+                Session::new(fs, &mountpoint, &options).map_err(context)?,
+                false,
+            ),
+        };
     let notifier = session.notifier();
     let unmounter = session.unmount_callable();
     let ended = Arc::new(Ended::default());
@@ -140,15 +195,38 @@ pub(crate) fn mount(
     let connection = std::fs::metadata(&mountpoint)
         .ok()
         .map(|m| nix::sys::stat::minor(m.dev()) as u32);
-    tracing::info!(mountpoint = %mountpoint.display(), threads = config.threads, "mounted");
+    tracing::info!(mountpoint = %mountpoint.display(), threads = config.threads, direct, "mounted");
     Ok(Mounted {
         mountpoint,
         notifier,
-        unmounter: Mutex::new(unmounter),
+        unmounter: Mutex::new(if direct {
+            Unmounter::Direct
+        } else {
+            Unmounter::Fuser(unmounter)
+        }),
         ended,
         thread: Mutex::new(Some(thread)),
         connection,
     })
+}
+
+/// Who unmounts: we (mounted with mount(2)) or fuser (fusermount3).
+enum Unmounter {
+    Direct,
+    Fuser(SessionUnmounter),
+}
+
+impl Unmounter {
+    fn unmount(&mut self, mountpoint: &Path) -> io::Result<()> {
+        match self {
+            Unmounter::Fuser(u) => u.unmount(),
+            Unmounter::Direct => match nix::mount::umount2(mountpoint, MntFlags::empty()) {
+                // Already gone (fusermount3 -u raced us): nothing to do.
+                Ok(()) | Err(nix::errno::Errno::EINVAL | nix::errno::Errno::ENOENT) => Ok(()),
+                Err(e) => Err(e.into()),
+            },
+        }
+    }
 }
 
 impl Mounted {
@@ -202,7 +280,7 @@ impl Mounted {
                 .unmounter
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .unmount();
+                .unmount(&self.mountpoint);
             match result {
                 Ok(()) => {}
                 Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
@@ -210,7 +288,7 @@ impl Mounted {
                         mountpoint = %self.mountpoint.display(),
                         "mount busy; detaching lazily"
                     );
-                    nix::mount::umount2(&self.mountpoint, nix::mount::MntFlags::MNT_DETACH)
+                    nix::mount::umount2(&self.mountpoint, MntFlags::MNT_DETACH)
                         .map_err(io::Error::from)?;
                 }
                 Err(e) => return Err(e),

@@ -210,6 +210,17 @@ fn passthrough_mount_serves_tree_and_bytes_and_refuses_writes() {
     assert_tree_and_attrs(&s);
     assert_byte_identical(&s);
     assert_xattrs(&s);
+    let canon = s.mnt.path().canonicalize().unwrap();
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    let line = mounts
+        .lines()
+        .find(|l| l.split(' ').nth(1) == Some(canon.to_str().unwrap()))
+        .expect("mount listed");
+    let fields: Vec<&str> = line.split(' ').collect();
+    assert_eq!(fields[0], "musicfs", "{line}");
+    assert_eq!(fields[2], "fuse.musicfs", "{line}");
+    assert!(fields[3].split(',').any(|o| o == "ro"), "{line}");
+    assert!(fields[3].contains("default_permissions"), "{line}");
     // 5 files + root + 7 directories.
     assert_eq!(statfs_files(s.mnt.path()), 5 + 8);
     let st = s.stats.snapshot();
@@ -392,4 +403,129 @@ fn fusermount_u_ends_the_session() {
     // Unmounting an ended session is a no-op.
     mounted.unmount().unwrap();
     assert!(!is_mounted(s.mnt.path()));
+}
+
+#[test]
+fn files_whose_bytes_differ_from_the_original_use_the_daemon() {
+    if !fuse_available() {
+        return;
+    }
+    let s = setup(config(true), true);
+    // An overlay serves a different size than the real file: no passthrough.
+    let (f, _) = &s.files[2];
+    let orig = s.origin_file(f);
+    let m = std::fs::metadata(&orig).unwrap();
+    let stamp = Stamp {
+        size: m.len(),
+        mtime_ns: mtime_ns(&m),
+    };
+    s.tree
+        .add_file_sized("Overlay/x/1 - y.mp3", 1, f.rel_path.as_bytes(), stamp, 1000);
+    let got = std::fs::read(s.path("Overlay/x/1 - y.mp3")).unwrap();
+    assert_eq!(got, std::fs::read(&orig).unwrap()[..1000]);
+    // A file changed on disk since the scan (size differs): no passthrough either.
+    let changed = s.tree.add_file(
+        "Changed/x/1 - z.mp3",
+        1,
+        f.rel_path.as_bytes(),
+        Stamp {
+            size: m.len() - 1,
+            mtime_ns: 1,
+        },
+    );
+    assert!(changed > 0);
+    let got = std::fs::read(s.path("Changed/x/1 - z.mp3")).unwrap();
+    assert_eq!(got.len() as u64, m.len() - 1);
+    let st = s.stats.snapshot();
+    assert_eq!(st.daemon_opens, 2, "{st:?}");
+    assert_eq!(st.passthrough_opens, 0, "{st:?}");
+    assert_eq!(
+        st.passthrough_unavailable, None,
+        "passthrough itself still works"
+    );
+    finish(s);
+}
+
+/// Linux capability sets of the calling thread (capget/capset, v3).
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// Drops CAP_SYS_ADMIN from the calling thread's effective set; threads it
+/// spawns afterwards (the FUSE workers) inherit that.
+fn drop_cap_sys_admin_in_this_thread() {
+    const VERSION_3: u32 = 0x2008_0522;
+    const CAP_SYS_ADMIN: u32 = 21;
+    let mut header = CapHeader {
+        version: VERSION_3,
+        pid: 0,
+    };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: header and a two-element data array, as capget v3 expects.
+    let rc = unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) };
+    assert_eq!(rc, 0, "capget");
+    data[0].effective &= !(1 << CAP_SYS_ADMIN);
+    // SAFETY: same layout; only lowers this thread's effective set.
+    let rc = unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) };
+    assert_eq!(rc, 0, "capset");
+}
+
+#[test]
+fn without_cap_sys_admin_passthrough_falls_back_and_says_why() {
+    if !fuse_available() {
+        return;
+    }
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("SKIPPED: needs root to drop CAP_SYS_ADMIN selectively");
+        return;
+    }
+    let origin = tempfile::tempdir().unwrap();
+    let mnt = tempfile::tempdir().unwrap();
+    let fixtures = fixtures();
+    write_origin(origin.path(), &fixtures);
+    let tree = Arc::new(MemTree::new());
+    for f in &fixtures {
+        let m = std::fs::metadata(origin.path().join(&f.rel_path)).unwrap();
+        let stamp = Stamp {
+            size: m.len(),
+            mtime_ns: mtime_ns(&m),
+        };
+        tree.add_file(&f.virtual_path, 1, f.rel_path.as_bytes(), stamp);
+    }
+    let dir_origin: Arc<dyn Origin> = Arc::new(DirOrigin {
+        name: "music".into(),
+        root: origin.path().to_path_buf(),
+    });
+    let origins: OriginTable = Arc::new(RwLock::new(HashMap::from([(1, dir_origin)])));
+    let stats = Arc::new(FsStats::default());
+    let (tree2, stats2, mnt_path) = (tree.clone(), stats.clone(), mnt.path().to_path_buf());
+    // Mount from a thread without CAP_SYS_ADMIN (fuser then mounts through
+    // fusermount3); the workers it spawns cannot register backing files.
+    let mounted = std::thread::spawn(move || {
+        drop_cap_sys_admin_in_this_thread();
+        musicfs_fusefs::mount_tree(tree2, origins, config(true), stats2, &mnt_path)
+    })
+    .join()
+    .unwrap()
+    .expect("mount");
+    let _guard = UnmountGuard(mnt.path().to_path_buf());
+    for f in &fixtures {
+        let got = std::fs::read(mnt.path().join(&f.virtual_path)).unwrap();
+        assert!(got == std::fs::read(origin.path().join(&f.rel_path)).unwrap());
+    }
+    let st = stats.snapshot();
+    assert_eq!(st.passthrough_opens, 0, "{st:?}");
+    assert_eq!(st.daemon_opens, fixtures.len() as u64, "{st:?}");
+    let reason = st.passthrough_unavailable.unwrap_or_default();
+    assert!(reason.contains("CAP_SYS_ADMIN"), "reason: {reason:?}");
+    mounted.unmount().unwrap();
 }
