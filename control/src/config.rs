@@ -268,12 +268,18 @@ impl Overrides {
                 "MUSICFS_LOG_FILE" => o.log_file = Some(path()),
                 "MUSICFS_LOG_LEVEL" => o.log_level = Some(text()?.parse().map_err(bad)?),
                 "MUSICFS_TEMPLATE" => o.template = Some(text()?),
-                "MUSICFS_FUSE_PASSTHROUGH" => o.passthrough = Some(parse_bool(&text()?).map_err(bad)?),
+                "MUSICFS_FUSE_PASSTHROUGH" => {
+                    o.passthrough = Some(parse_bool(&text()?).map_err(bad)?)
+                }
                 "MUSICFS_FUSE_THREADS" => o.fuse_threads = Some(parse_num(&text()?).map_err(bad)?),
                 "MUSICFS_FUSE_TTL_MS" => o.ttl_ms = Some(parse_num(&text()?).map_err(bad)?),
-                "MUSICFS_FUSE_ALLOW_OTHER" => o.allow_other = Some(parse_bool(&text()?).map_err(bad)?),
+                "MUSICFS_FUSE_ALLOW_OTHER" => {
+                    o.allow_other = Some(parse_bool(&text()?).map_err(bad)?)
+                }
                 "MUSICFS_SCAN_THREADS" => o.scan_threads = Some(parse_num(&text()?).map_err(bad)?),
-                "MUSICFS_SCAN_DEBOUNCE_MS" => o.debounce_ms = Some(parse_num(&text()?).map_err(bad)?),
+                "MUSICFS_SCAN_DEBOUNCE_MS" => {
+                    o.debounce_ms = Some(parse_num(&text()?).map_err(bad)?)
+                }
                 _ => {
                     return Err(bad(format!(
                         "unknown variable; musicfs knows {ENV_CONFIG}, {}",
@@ -523,8 +529,12 @@ mod tests {
 
     #[test]
     fn unknown_key_is_named_with_its_line() {
-        let err = load("log_level = \"info\"\n[fuse]\nthread = 3\n", &[], Overrides::default())
-            .expect_err("unknown key");
+        let err = load(
+            "log_level = \"info\"\n[fuse]\nthread = 3\n",
+            &[],
+            Overrides::default(),
+        )
+        .expect_err("unknown key");
         let msg = err.to_string();
         assert!(err.is_usage());
         assert!(msg.contains("`fuse.thread`"), "{msg}");
@@ -543,9 +553,13 @@ mod tests {
 
     #[test]
     fn bad_value_is_named() {
-        let msg = load("[scan]\ndebounce_ms = \"soon\"\n", &[], Overrides::default())
-            .expect_err("bad value")
-            .to_string();
+        let msg = load(
+            "[scan]\ndebounce_ms = \"soon\"\n",
+            &[],
+            Overrides::default(),
+        )
+        .expect_err("bad value")
+        .to_string();
         assert!(msg.contains("`scan.debounce_ms`"), "{msg}");
         assert!(msg.contains("line 2"), "{msg}");
 
@@ -554,9 +568,13 @@ mod tests {
             .to_string();
         assert!(msg.contains("`log_level`"), "{msg}");
 
-        let msg = load("[[origins]]\nname = \"a\"\nkind = \"ftp\"\npath = \"/a\"\n", &[], Overrides::default())
-            .expect_err("bad kind")
-            .to_string();
+        let msg = load(
+            "[[origins]]\nname = \"a\"\nkind = \"ftp\"\npath = \"/a\"\n",
+            &[],
+            Overrides::default(),
+        )
+        .expect_err("bad kind")
+        .to_string();
         assert!(msg.contains("`origins.kind`"), "{msg}");
     }
 
@@ -591,7 +609,11 @@ mod tests {
         assert_eq!(c.socket, PathBuf::from("/env/s"));
         assert_eq!(c.fuse.threads, 5);
         assert!(!c.fuse.passthrough);
-        assert_eq!(c.log_level, LogLevel::Warn, "file value kept where env is silent");
+        assert_eq!(
+            c.log_level,
+            LogLevel::Warn,
+            "file value kept where env is silent"
+        );
 
         let flags = Overrides {
             catalog: Some("/flag/c.db".into()),
@@ -603,15 +625,25 @@ mod tests {
         assert_eq!(c.catalog, PathBuf::from("/flag/c.db"));
         assert_eq!(c.fuse.threads, 7);
         assert!(c.fuse.passthrough);
-        assert_eq!(c.socket, PathBuf::from("/env/s"), "env kept where flags are silent");
+        assert_eq!(
+            c.socket,
+            PathBuf::from("/env/s"),
+            "env kept where flags are silent"
+        );
     }
 
     #[test]
     fn unknown_or_bad_env_var_is_named() {
-        let err = load("", &[("MUSICFS_CATALOGUE", "/x")], Overrides::default()).expect_err("unknown");
+        let err =
+            load("", &[("MUSICFS_CATALOGUE", "/x")], Overrides::default()).expect_err("unknown");
         assert!(err.is_usage());
         assert!(err.to_string().contains("MUSICFS_CATALOGUE"), "{err}");
-        let err = load("", &[("MUSICFS_SCAN_THREADS", "many")], Overrides::default()).expect_err("bad");
+        let err = load(
+            "",
+            &[("MUSICFS_SCAN_THREADS", "many")],
+            Overrides::default(),
+        )
+        .expect_err("bad");
         assert!(err.to_string().contains("MUSICFS_SCAN_THREADS"), "{err}");
         assert!(err.to_string().contains("many"), "{err}");
     }
@@ -620,7 +652,10 @@ mod tests {
     fn config_file_from_env_and_flag_precedence() {
         let (_d1, env_file) = with_file("catalog = \"/from-env-file\"\n");
         let (_d2, flag_file) = with_file("catalog = \"/from-flag-file\"\n");
-        let env = vec![(OsString::from(ENV_CONFIG), env_file.clone().into_os_string())];
+        let env = vec![(
+            OsString::from(ENV_CONFIG),
+            env_file.clone().into_os_string(),
+        )];
         let c = Config::load(&Sources {
             config_flag: None,
             env: env.clone(),

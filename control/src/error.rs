@@ -35,7 +35,7 @@ pub enum Error {
     SocketBusy { socket: PathBuf },
     #[error("control request failed: {0}")]
     Rpc(#[from] tonic::Status),
-    #[error("daemon: {0}")]
+    #[error("{0}")]
     Daemon(String),
 }
 

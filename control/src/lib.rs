@@ -1,8 +1,21 @@
 //! musicfs-control: composes the daemon (catalog, origins, scanner, FUSE),
 //! reads the configuration (file, environment, flags), serves and calls the
 //! `musicfs.v1` gRPC control API over a Unix socket.
+//!
+//! - [`config`]: the effective config and where it comes from;
+//! - [`cli`]: the `musicfs` command line;
+//! - [`daemon`]: the mount daemon (`musicfs mount`);
+//! - [`detach`]: starting the daemon in the background;
+//! - [`scanner`]: scan coordination shared by the daemon and `musicfs scan`;
+//! - [`service`]: the gRPC service; [`socket`]: the control socket.
 
+pub mod cli;
 pub mod config;
+pub mod daemon;
+pub mod detach;
 mod error;
+pub mod scanner;
+pub mod service;
+pub mod socket;
 
 pub use error::{Error, Result};

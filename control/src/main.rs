@@ -1,1 +1,383 @@
-fn main() {}
+//! The `musicfs` binary: parses the command line, loads the config, and
+//! runs the command. Exit codes: 0 ok, 1 runtime error, 2 usage or config
+//! error; errors go to stderr prefixed "musicfs: ".
+use anyhow::{Context, Result};
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+use musicfs_control::cli::{Cli, Command, ConfigCommand, MountArgs};
+use musicfs_control::config::{Config, LogLevel};
+use musicfs_control::daemon::{self, MountRequest};
+use musicfs_control::detach::{self, Ready};
+use musicfs_control::scanner::Scanner;
+use musicfs_control::socket;
+use musicfs_index::Template;
+use musicfs_proto::v1 as pb;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return clap_error(e),
+    };
+    let config = match Config::load(&cli.sources()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("musicfs: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&cli, &config);
+    match run(cli, config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("musicfs: {e:#}");
+            let usage = e
+                .downcast_ref::<musicfs_control::Error>()
+                .is_some_and(|e| e.is_usage());
+            ExitCode::from(if usage { 2 } else { 1 })
+        }
+    }
+}
+
+/// Help and version go to stdout with status 0; real usage errors to
+/// stderr, "musicfs: "-prefixed, status 2.
+fn clap_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    let text = e.render().to_string();
+    eprint!("musicfs: {}", text.strip_prefix("error: ").unwrap_or(&text));
+    ExitCode::from(2)
+}
+
+/// The daemon logs at the configured level (to the log file when detached:
+/// its stderr is that file); short-lived commands only warn unless asked
+/// for debug output.
+fn init_logging(cli: &Cli, config: &Config) {
+    let level = match (&cli.command, config.log_level) {
+        (Command::Mount(_), level) => level,
+        (_, level @ (LogLevel::Debug | LogLevel::Trace)) => level,
+        (_, LogLevel::Error) => LogLevel::Error,
+        _ => LogLevel::Warn,
+    };
+    let filter = tracing_subscriber::EnvFilter::new(format!(
+        "{},h2=warn,hyper=warn,hyper_util=warn,tower=warn",
+        level.as_str()
+    ));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
+
+fn run(cli: Cli, config: Config) -> Result<()> {
+    match &cli.command {
+        Command::Mount(m) => mount(m, &config),
+        Command::Scan(s) => scan(&config, &s.name, &s.source),
+        Command::Config(ConfigCommand::Show) => {
+            print!("{}", config.to_toml());
+            Ok(())
+        }
+        Command::Status(s) => client(status(&config, s.json)),
+        Command::Origins => client(origins(&config)),
+        Command::Rescan(r) => client(rescan(&config, r.origin.clone())),
+        Command::Shutdown(s) => client(shutdown(&config, s.timeout)),
+    }
+}
+
+fn client(fut: impl std::future::Future<Output = Result<()>>) -> Result<()> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("start the client runtime")?
+        .block_on(fut)
+}
+
+fn mount(m: &MountArgs, config: &Config) -> Result<()> {
+    let (source, mountpoint) = m.source_and_mountpoint();
+    if m.foreground {
+        let ready = m.ready_fd.map(Ready::from_fd).transpose()?;
+        let req = MountRequest {
+            source,
+            name: m.name.clone(),
+            mountpoint,
+        };
+        daemon::run(config, &req, ready)?;
+        return Ok(());
+    }
+    // Cheap checks here, so mistakes get status 2 without a daemon start.
+    Template::parse(&config.template).map_err(musicfs_control::Error::from)?;
+    if !mountpoint.is_dir() {
+        return Err(musicfs_control::Error::Usage(format!(
+            "mountpoint {} is not a directory",
+            mountpoint.display()
+        ))
+        .into());
+    }
+    if let Some(src) = &source {
+        if !src.is_dir() {
+            return Err(musicfs_control::Error::Usage(format!(
+                "source {} is not a directory",
+                src.display()
+            ))
+            .into());
+        }
+    }
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let pid = detach::spawn_detached(&args, &config.log_file)?;
+    println!(
+        "mounted at {} (daemon pid {pid}; log {})",
+        mountpoint.display(),
+        config.log_file.display()
+    );
+    Ok(())
+}
+
+fn progress_bar(len: u64) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {prefix} [{bar:30}] {pos}/{len} {wide_msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
+/// Progress shown on a terminal as a bar, otherwise as a line every few seconds.
+struct Progress {
+    bar: Option<ProgressBar>,
+    last_line: std::sync::Mutex<Instant>,
+    label: String,
+}
+
+impl Progress {
+    fn new(label: &str) -> Progress {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let b = progress_bar(0);
+            b.set_prefix(label.to_string());
+            b
+        });
+        Progress {
+            bar,
+            last_line: std::sync::Mutex::new(Instant::now()),
+            label: label.to_string(),
+        }
+    }
+    fn update(&self, total: u64, done: u64, current: &str) {
+        match &self.bar {
+            Some(b) => {
+                b.set_length(total);
+                b.set_position(done);
+                b.set_message(current.to_string());
+            }
+            None => {
+                let mut last = self.last_line.lock().unwrap_or_else(|e| e.into_inner());
+                if last.elapsed() >= Duration::from_secs(5) {
+                    *last = Instant::now();
+                    eprintln!("{}: {done}/{total}", self.label);
+                }
+            }
+        }
+    }
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+fn scan(config: &Config, name: &str, source: &std::path::Path) -> Result<()> {
+    let template = Template::parse(&config.template).map_err(musicfs_control::Error::from)?;
+    let catalog = daemon::open_catalog(&config.catalog)?;
+    // Only the directory given is scanned, not the config's origins.
+    let mut only = config.clone();
+    only.origins.clear();
+    let (targets, _) = daemon::build_origins(&catalog, &only, Some((name, source)))?;
+    let scanner = Scanner::new(catalog, template, daemon::scan_options(config), targets);
+    let target = scanner.target(name).cloned().context("origin vanished")?;
+    let progress = Progress::new(&format!("scanning {}", source.display()));
+    let outcome = scanner.full_scan(&target, &|p| progress.update(p.total, p.done, &p.current));
+    progress.finish();
+    let outcome = outcome?;
+    let r = &outcome.report;
+    println!(
+        "scanned {} files ({} new or changed, {} errors) in {:.1} s",
+        r.seen,
+        r.changed,
+        r.errors,
+        r.elapsed.as_secs_f64()
+    );
+    Ok(())
+}
+
+async fn status(config: &Config, json: bool) -> Result<()> {
+    let mut c = socket::connect(&config.socket).await?;
+    let s = c
+        .get_status(pb::GetStatusRequest { max_errors: 0 })
+        .await
+        .map_err(musicfs_control::Error::from)?
+        .into_inner();
+    if json {
+        let errors: Vec<serde_json::Value> = s
+            .errors
+            .iter()
+            .map(|e| serde_json::json!({"origin": e.origin, "path": e.path, "message": e.message, "at": e.at}))
+            .collect();
+        let v = serde_json::json!({
+            "mounted": s.mounted,
+            "mountpoint": s.mountpoint,
+            "pid": s.pid,
+            "version": s.version,
+            "uptime_ms": s.uptime_ms,
+            "template": s.template,
+            "origins": s.origins,
+            "files": s.files,
+            "dirs": s.dirs,
+            "scanning": s.scanning,
+            "scans_completed": s.scans_completed,
+            "scan_errors": s.scan_errors,
+            "errors": errors,
+            "passthrough_opens": s.passthrough_opens,
+            "daemon_opens": s.daemon_opens,
+            "open_handles": s.open_handles,
+            "reads": s.reads,
+            "bytes_read": s.bytes_read,
+            "passthrough_active": s.passthrough_active,
+            "passthrough_unavailable": s.passthrough_unavailable,
+        });
+        println!("{v}");
+        return Ok(());
+    }
+    println!(
+        "mounted:      {}",
+        if s.mounted {
+            s.mountpoint.as_str()
+        } else {
+            "no"
+        }
+    );
+    println!("pid:          {}", s.pid);
+    println!("template:     {}", s.template);
+    println!("origins:      {}", s.origins);
+    println!("files:        {} in {} directories", s.files, s.dirs);
+    println!(
+        "scans:        {} completed{}",
+        s.scans_completed,
+        if s.scanning { ", scanning now" } else { "" }
+    );
+    println!(
+        "opens:        {} passthrough, {} daemon, {} open now",
+        s.passthrough_opens, s.daemon_opens, s.open_handles
+    );
+    match (&s.passthrough_unavailable, s.passthrough_active) {
+        (Some(why), _) => println!("passthrough:  not in use: {why}"),
+        (None, true) => println!("passthrough:  active"),
+        (None, false) => println!("passthrough:  off"),
+    }
+    println!("scan errors:  {}", s.scan_errors);
+    for e in &s.errors {
+        println!("  {}: {}: {}", e.origin, e.path, e.message);
+    }
+    if (s.errors.len() as u64) < s.scan_errors {
+        println!("  ... and {} more", s.scan_errors - s.errors.len() as u64);
+    }
+    Ok(())
+}
+
+async fn origins(config: &Config) -> Result<()> {
+    let mut c = socket::connect(&config.socket).await?;
+    let list = c
+        .list_origins(pb::ListOriginsRequest {})
+        .await
+        .map_err(musicfs_control::Error::from)?
+        .into_inner();
+    for o in list.origins {
+        println!(
+            "{}\t{}\t{}\t{}\t{}",
+            o.name, o.kind, o.location, o.files, o.scan_errors
+        );
+    }
+    Ok(())
+}
+
+async fn rescan(config: &Config, origin: Option<String>) -> Result<()> {
+    let mut c = socket::connect(&config.socket).await?;
+    let mut stream = c
+        .rescan_origin(pb::RescanOriginRequest {
+            origin: origin.unwrap_or_default(),
+        })
+        .await
+        .map_err(musicfs_control::Error::from)?
+        .into_inner();
+    let mut bars: std::collections::HashMap<String, Progress> = Default::default();
+    while let Some(msg) = stream
+        .message()
+        .await
+        .map_err(musicfs_control::Error::from)?
+    {
+        let bar = bars
+            .entry(msg.origin.clone())
+            .or_insert_with(|| Progress::new(&format!("rescanning {}", msg.origin)));
+        if !msg.finished {
+            bar.update(msg.total, msg.done, &msg.current_path);
+            continue;
+        }
+        bar.finish();
+        if let Some(r) = msg.report {
+            println!(
+                "rescanned {}: {} files ({} new or changed, {} removed, {} errors) in {:.1} s",
+                r.origin,
+                r.scanned,
+                r.changed,
+                r.removed,
+                r.errors,
+                r.duration_ms as f64 / 1000.0
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn shutdown(config: &Config, timeout_s: u64) -> Result<()> {
+    let mut c = socket::connect(&config.socket).await?;
+    let reply = c
+        .shutdown(pb::ShutdownRequest {
+            drain_timeout_ms: timeout_s.saturating_mul(1000).max(1),
+        })
+        .await
+        .map_err(musicfs_control::Error::from)?
+        .into_inner();
+    if !reply.drained {
+        eprintln!(
+            "musicfs: {} files were still open after {timeout_s} s; unmounted anyway",
+            reply.open_handles
+        );
+    }
+    // Returns once the daemon is gone: socket removed and process exited.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let socket_gone = std::os::unix::net::UnixStream::connect(&config.socket).is_err();
+        if socket_gone && !process_alive(reply.pid) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    anyhow::bail!("the daemon (pid {}) did not exit within 30 s", reply.pid)
+}
+
+/// Alive and not a zombie (a zombie has exited; its parent just has not reaped it).
+fn process_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
+            .unwrap_or(true),
+        Err(_) => false,
+    }
+}

@@ -1,0 +1,235 @@
+//! The `musicfs` command line (clap). The binary dispatches on [`Command`];
+//! the config-related flags become [`Overrides`] that win over environment
+//! and file.
+use crate::config::{LogLevel, Overrides, Sources};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// musicfs: a read-only FUSE filesystem that shows a music library organised
+/// by its tags, over audio files that are never written to.
+#[derive(Debug, Parser)]
+#[command(name = "musicfs", version, propagate_version = true)]
+#[command(
+    after_help = "Config precedence: flags > MUSICFS_* environment > config file > defaults.\n\
+    `musicfs config show` prints the effective configuration."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Config file [env: MUSICFS_CONFIG] [default: $XDG_CONFIG_HOME/musicfs/config.toml]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Catalog database [env: MUSICFS_CATALOG] [default: $XDG_DATA_HOME/musicfs/catalog.db]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub catalog: Option<PathBuf>,
+    /// Control socket [env: MUSICFS_SOCKET] [default: $XDG_RUNTIME_DIR/musicfs/control.sock]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Log file of a detached daemon [env: MUSICFS_LOG_FILE] [default: $XDG_STATE_HOME/musicfs/musicfs.log]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub log_file: Option<PathBuf>,
+    /// Log level [env: MUSICFS_LOG_LEVEL] [default: info]
+    #[arg(long, global = true, value_name = "LEVEL", value_enum)]
+    pub log_level: Option<LogLevel>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Mount the library (starts the daemon; returns once mounted unless --foreground)
+    #[command(long_about = "Mount the library by its tags at MOUNTPOINT.\n\n\
+        SOURCE, a local directory, becomes (or updates) the origin named NAME; without SOURCE \
+        the origins come from the config file (or, failing that, the catalog). The mount serves \
+        the catalog's tree at once, then scans the origins incrementally in the background and \
+        watches them for changes.\n\n\
+        Without --foreground the daemon is started detached and this command returns as soon \
+        as the filesystem is mounted and the control socket answers. `fusermount3 -u MOUNTPOINT` \
+        or `musicfs shutdown` stops it.")]
+    Mount(MountArgs),
+    /// Scan a local directory into the catalog (no daemon needed) and build the tree
+    Scan(ScanArgs),
+    /// Show the daemon's status
+    Status(StatusArgs),
+    /// List the daemon's origins: name, kind, location, files, errors (tab-separated)
+    Origins,
+    /// Rescan an origin (all when ORIGIN is omitted) and wait until done
+    Rescan(RescanArgs),
+    /// Drain, unmount and stop the daemon; returns once it has exited
+    Shutdown(ShutdownArgs),
+    /// Configuration commands
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct MountArgs {
+    /// Local directory of audio files to serve (optional with [[origins]] in the config)
+    #[arg(value_name = "SOURCE")]
+    pub first: PathBuf,
+    /// Where to mount
+    #[arg(value_name = "MOUNTPOINT")]
+    pub second: Option<PathBuf>,
+    /// Stay in the foreground until unmounted, SIGINT/SIGTERM, or `musicfs shutdown`
+    #[arg(long, short = 'f')]
+    pub foreground: bool,
+    /// Path template [env: MUSICFS_TEMPLATE] [default: $albumartist/$album/%if{$multidisc,$disc-}$track - $title]
+    #[arg(long, value_name = "T")]
+    pub template: Option<String>,
+    /// Serve every read from the daemon instead of kernel passthrough [env: MUSICFS_FUSE_PASSTHROUGH=false]
+    #[arg(long)]
+    pub no_passthrough: bool,
+    /// FUSE worker threads [env: MUSICFS_FUSE_THREADS] [default: 4]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub threads: Option<u32>,
+    /// Let other users see the mount (needs user_allow_other in /etc/fuse.conf) [env: MUSICFS_FUSE_ALLOW_OTHER]
+    #[arg(long)]
+    pub allow_other: bool,
+    /// Name of the origin SOURCE becomes
+    #[arg(long, value_name = "NAME", default_value = "local")]
+    pub name: String,
+    /// Internal: the readiness pipe of a detached daemon
+    #[arg(long, hide = true, value_name = "FD")]
+    pub ready_fd: Option<i32>,
+}
+
+impl MountArgs {
+    /// `(SOURCE, MOUNTPOINT)`: with one positional it is the mountpoint.
+    pub fn source_and_mountpoint(&self) -> (Option<PathBuf>, PathBuf) {
+        match &self.second {
+            Some(mp) => (Some(self.first.clone()), mp.clone()),
+            None => (None, self.first.clone()),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Local directory of audio files
+    #[arg(value_name = "SOURCE")]
+    pub source: PathBuf,
+    /// Name of the origin SOURCE becomes
+    #[arg(long, value_name = "NAME", default_value = "local")]
+    pub name: String,
+    /// Path template [env: MUSICFS_TEMPLATE]
+    #[arg(long, value_name = "T")]
+    pub template: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print one JSON object
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RescanArgs {
+    /// Origin name (default: every origin)
+    #[arg(value_name = "ORIGIN")]
+    pub origin: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ShutdownArgs {
+    /// Seconds to wait for open files to close before unmounting anyway
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective configuration (after file, environment and flags) as TOML
+    Show,
+}
+
+impl Cli {
+    /// The flags that override config values.
+    pub fn overrides(&self) -> Overrides {
+        let g = &self.global;
+        let mut o = Overrides {
+            catalog: g.catalog.clone(),
+            socket: g.socket.clone(),
+            log_file: g.log_file.clone(),
+            log_level: g.log_level,
+            ..Overrides::default()
+        };
+        match &self.command {
+            Command::Mount(m) => {
+                o.template = m.template.clone();
+                o.passthrough = m.no_passthrough.then_some(false);
+                o.fuse_threads = m.threads.map(|n| n as usize);
+                o.allow_other = m.allow_other.then_some(true);
+            }
+            Command::Scan(s) => o.template = s.template.clone(),
+            _ => {}
+        }
+        o
+    }
+
+    /// Config sources: these flags and the process environment.
+    pub fn sources(&self) -> Sources {
+        Sources {
+            config_flag: self.global.config.clone(),
+            env: std::env::vars_os().collect(),
+            flags: self.overrides(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_flags_go_before_or_after_the_subcommand() {
+        let a =
+            Cli::try_parse_from(["musicfs", "--socket", "/s", "status", "--json"]).expect("parse");
+        let b =
+            Cli::try_parse_from(["musicfs", "status", "--json", "--socket", "/s"]).expect("parse");
+        assert_eq!(a.global.socket, Some(PathBuf::from("/s")));
+        assert_eq!(b.global.socket, Some(PathBuf::from("/s")));
+    }
+
+    #[test]
+    fn mount_takes_one_or_two_positionals() {
+        let c = Cli::try_parse_from([
+            "musicfs",
+            "mount",
+            "/src",
+            "/mnt",
+            "--no-passthrough",
+            "--threads",
+            "3",
+        ])
+        .expect("parse");
+        let Command::Mount(m) = &c.command else {
+            panic!("not mount")
+        };
+        assert_eq!(
+            m.source_and_mountpoint(),
+            (Some("/src".into()), "/mnt".into())
+        );
+        let o = c.overrides();
+        assert_eq!(o.passthrough, Some(false));
+        assert_eq!(o.fuse_threads, Some(3));
+        assert_eq!(o.allow_other, None, "absent switch does not override");
+
+        let c = Cli::try_parse_from(["musicfs", "mount", "/mnt"]).expect("parse");
+        let Command::Mount(m) = &c.command else {
+            panic!("not mount")
+        };
+        assert_eq!(m.source_and_mountpoint(), (None, "/mnt".into()));
+        assert!(Cli::try_parse_from(["musicfs", "mount", "/mnt", "--threads", "0"]).is_err());
+    }
+}

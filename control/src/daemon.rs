@@ -1,0 +1,426 @@
+//! The daemon: catalog + origins + scanner + FUSE mount + control server.
+//!
+//! Order matters for the "mount returns in < 500 ms" promise: the catalog is
+//! opened (cheap), the filesystem mounted with the tree as it is, the
+//! control socket bound, readiness reported, and only then do the tree
+//! rebuild (if the template changed), the incremental scans and the origin
+//! watchers start, in the background.
+//!
+//! It stops on SIGINT/SIGTERM/SIGHUP (drain, then unmount), on the Shutdown
+//! RPC (already drained), or when the filesystem is unmounted from outside
+//! (`fusermount3 -u`); in every case the socket is removed and `run`
+//! returns `Ok`.
+use crate::config::Config;
+use crate::detach::Ready;
+use crate::error::{Error, Result};
+use crate::scanner::{origin_table, ScanTarget, Scanner};
+use crate::service::{self, DaemonState, StopCause};
+use musicfs_fusefs::{FsConfig, FsStats, Mounted};
+use musicfs_index::scan::ScanOptions;
+use musicfs_index::{Catalog, OriginId, Template};
+use musicfs_origins::{LocalOrigin, Origin, WatchGuard};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// What `musicfs mount` asks for beyond the config.
+#[derive(Debug, Clone)]
+pub struct MountRequest {
+    /// A local directory to serve as origin `name` (besides the config's origins).
+    pub source: Option<PathBuf>,
+    /// Name of the origin `source` becomes. Default "local".
+    pub name: String,
+    pub mountpoint: PathBuf,
+}
+
+/// How long the control server may take to finish in-flight requests.
+const SERVER_STOP_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long to wait for the FUSE session to end after unmounting.
+const SESSION_END_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Runs the daemon in this process until it stops. Failures before the
+/// filesystem is mounted and the socket listens are reported on `ready`.
+pub fn run(config: &Config, req: &MountRequest, mut ready: Option<Ready>) -> Result<()> {
+    let result = run_inner(config, req, &mut ready);
+    if let (Err(e), Some(r)) = (&result, ready.as_mut()) {
+        r.fail(if e.is_usage() { 2 } else { 1 }, &e.to_string());
+    }
+    result
+}
+
+/// Opens (creating its directory) the catalog.
+pub fn open_catalog(path: &Path) -> Result<Arc<Catalog>> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::io(format!("create catalog directory {}", dir.display()), e))?;
+    }
+    Ok(Arc::new(Catalog::open(path)?))
+}
+
+/// Scan options from the config.
+pub fn scan_options(config: &Config) -> ScanOptions {
+    ScanOptions {
+        threads: config.scan.threads,
+        ..ScanOptions::default()
+    }
+}
+
+/// Makes `LocalOrigin`s of the origins to scan and catalog rows for them.
+/// Served: the config's `[[origins]]` plus `source` (replacing a config
+/// origin of the same name); when that is empty, the local origins the
+/// catalog already knows. Other catalogued local origins are returned as
+/// read-only extras, so their files in the tree stay readable.
+#[allow(clippy::type_complexity)]
+pub fn build_origins(
+    catalog: &Catalog,
+    config: &Config,
+    source: Option<(&str, &Path)>,
+) -> Result<(Vec<Arc<ScanTarget>>, Vec<(OriginId, Arc<LocalOrigin>)>)> {
+    let mut wanted: Vec<(String, PathBuf)> = config
+        .origins
+        .iter()
+        .map(|o| (o.name.clone(), o.path.clone()))
+        .collect();
+    if let Some((name, path)) = source {
+        wanted.retain(|(n, _)| n != name);
+        wanted.push((name.to_string(), path.to_path_buf()));
+    }
+    let known = catalog.origins()?;
+    if wanted.is_empty() {
+        wanted = known
+            .iter()
+            .filter(|o| o.kind == "local")
+            .map(|o| (o.name.clone(), PathBuf::from(&o.location)))
+            .collect();
+    }
+    if wanted.is_empty() {
+        return Err(Error::Usage(
+            "nothing to serve: give a SOURCE directory, or [[origins]] in the config file".into(),
+        ));
+    }
+    let debounce = Duration::from_millis(config.scan.debounce_ms);
+    let mut targets = Vec::new();
+    for (name, path) in &wanted {
+        let origin = LocalOrigin::new(name.clone(), path)?.with_debounce(debounce);
+        let id = catalog.ensure_origin(name, origin.kind().as_str(), &origin.location())?;
+        targets.push(Arc::new(ScanTarget::new(id, Arc::new(origin))));
+    }
+    let mut extra = Vec::new();
+    for row in known {
+        if row.kind != "local" || wanted.iter().any(|(n, _)| *n == row.name) {
+            continue;
+        }
+        match LocalOrigin::new(row.name.clone(), &row.location) {
+            Ok(o) => extra.push((row.id, Arc::new(o))),
+            Err(e) => tracing::warn!(origin = row.name, "catalogued origin not readable: {e}"),
+        }
+    }
+    Ok((targets, extra))
+}
+
+fn run_inner(config: &Config, req: &MountRequest, ready: &mut Option<Ready>) -> Result<()> {
+    let started = Instant::now();
+    let template = Template::parse(&config.template)?;
+    let mountpoint = std::fs::canonicalize(&req.mountpoint)
+        .map_err(|e| Error::Usage(format!("mountpoint {}: {e}", req.mountpoint.display())))?;
+    if !mountpoint.is_dir() {
+        return Err(Error::Usage(format!(
+            "mountpoint {} is not a directory",
+            mountpoint.display()
+        )));
+    }
+    crate::socket::prepare(&config.socket)?;
+    let catalog = open_catalog(&config.catalog)?;
+    let source = req.source.as_deref().map(|p| (req.name.as_str(), p));
+    let (targets, extra) = build_origins(&catalog, config, source)?;
+    let scanner = Arc::new(Scanner::new(
+        catalog.clone(),
+        template,
+        scan_options(config),
+        targets,
+    ));
+    let stats = Arc::new(FsStats::default());
+    let fs_config = FsConfig {
+        passthrough: config.fuse.passthrough,
+        ttl: Duration::from_millis(config.fuse.ttl_ms),
+        threads: config.fuse.threads,
+        uid: nix::unistd::geteuid().as_raw(),
+        gid: nix::unistd::getegid().as_raw(),
+        allow_other: config.fuse.allow_other,
+        fsname: "musicfs".into(),
+    };
+    let table = origin_table(scanner.targets(), extra);
+    let mounted = musicfs_fusefs::mount(
+        catalog.clone(),
+        table,
+        fs_config,
+        stats.clone(),
+        &mountpoint,
+    )
+    .map_err(|e| Error::Daemon(format!("cannot mount at {}: {e}", mountpoint.display())))?;
+    let mounted = Arc::new(mounted);
+    tracing::info!(mountpoint = %mountpoint.display(), "mounted in {:?}", started.elapsed());
+    {
+        // Weak: the scanner must not keep the mount alive past shutdown.
+        let weak = Arc::downgrade(&mounted);
+        scanner.set_invalidate(Box::new(move |changes| {
+            if let Some(m) = weak.upgrade() {
+                m.invalidate(changes);
+            }
+        }));
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("musicfs-ctl")
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("start the control runtime", e));
+    let runtime = match runtime {
+        Ok(rt) => rt,
+        Err(e) => {
+            unmount(mounted, &mountpoint, false);
+            return Err(e);
+        }
+    };
+    let (stop_tx, stop_rx) = mpsc::unbounded_channel();
+    let state = Arc::new(DaemonState {
+        catalog,
+        scanner: scanner.clone(),
+        stats,
+        mountpoint: mountpoint.clone(),
+        mounted: true.into(),
+        passthrough_enabled: config.fuse.passthrough,
+        started,
+        stop: stop_tx.clone(),
+    });
+    let outcome = runtime.block_on(serve_until_stop(
+        config,
+        state.clone(),
+        mounted.clone(),
+        stop_rx,
+        ready,
+    ));
+    let cause = match outcome {
+        Ok(cause) => cause,
+        Err(e) => {
+            scanner.cancel();
+            unmount(mounted, &mountpoint, false);
+            return Err(e);
+        }
+    };
+    scanner.cancel();
+    state.mounted.store(false, Ordering::SeqCst);
+    drop(state);
+    unmount(mounted, &mountpoint, cause == StopCause::Unmounted);
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    tracing::info!(?cause, "stopped");
+    Ok(())
+}
+
+/// Binds the socket, reports readiness, starts the background work, and
+/// waits for a reason to stop; returns it once the server is down and the
+/// socket removed.
+async fn serve_until_stop(
+    config: &Config,
+    state: Arc<DaemonState>,
+    mounted: Arc<Mounted>,
+    mut stop_rx: mpsc::UnboundedReceiver<StopCause>,
+    ready: &mut Option<Ready>,
+) -> Result<StopCause> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut sigint =
+        signal(SignalKind::interrupt()).map_err(|e| Error::io("install SIGINT handler", e))?;
+    let mut sigterm =
+        signal(SignalKind::terminate()).map_err(|e| Error::io("install SIGTERM handler", e))?;
+    let mut sighup =
+        signal(SignalKind::hangup()).map_err(|e| Error::io("install SIGHUP handler", e))?;
+
+    let socket = config.socket.clone();
+    let listener = crate::socket::bind(&socket)?;
+    let (server_stop_tx, server_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(service::serve(listener, state.clone(), async move {
+        let _ = server_stop_rx.await;
+    }));
+    tracing::info!(socket = %socket.display(), pid = std::process::id(), "control socket listening");
+    if let Some(r) = ready.as_mut() {
+        r.ok();
+    }
+
+    // `fusermount3 -u` ends the session; `wait` returns and we stop too.
+    {
+        let mounted = mounted.clone();
+        let stop = state.stop.clone();
+        std::thread::Builder::new()
+            .name("musicfs-wait".into())
+            .spawn(move || {
+                mounted.wait();
+                let _ = stop.send(StopCause::Unmounted);
+            })
+            .map_err(|e| Error::io("start the unmount watcher", e))?;
+    }
+    let guards: Arc<Mutex<Vec<Box<dyn WatchGuard>>>> = Arc::default();
+    start_background(state.scanner.clone(), state.catalog.clone(), guards.clone());
+
+    let cause = tokio::select! {
+        c = stop_rx.recv() => c.unwrap_or(StopCause::Signal),
+        _ = sigint.recv() => StopCause::Signal,
+        _ = sigterm.recv() => StopCause::Signal,
+        _ = sighup.recv() => StopCause::Signal,
+    };
+    tracing::info!(?cause, "stopping");
+    state.scanner.cancel();
+    if cause == StopCause::Signal && !service::drain(&state.stats, service::DEFAULT_DRAIN).await {
+        tracing::warn!("files still open after the drain timeout; unmounting anyway");
+    }
+    // Watchers first: their batches would only be cancelled anyway.
+    guards.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    let _ = server_stop_tx.send(());
+    match tokio::time::timeout(SERVER_STOP_TIMEOUT, server).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => tracing::warn!("control server: {e}"),
+        Ok(Err(e)) => tracing::warn!("control server task: {e}"),
+        Err(_) => tracing::warn!("control server did not stop in time"),
+    }
+    if let Err(e) = std::fs::remove_file(&socket) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!(socket = %socket.display(), "cannot remove control socket: {e}");
+        }
+    }
+    Ok(cause)
+}
+
+/// Starts, on plain threads: the tree rebuild if the template changed, the
+/// watchers, and one full incremental scan per origin.
+fn start_background(
+    scanner: Arc<Scanner>,
+    catalog: Arc<Catalog>,
+    guards: Arc<Mutex<Vec<Box<dyn WatchGuard>>>>,
+) {
+    let spawned = std::thread::Builder::new()
+        .name("musicfs-scan".into())
+        .spawn(move || {
+            match catalog.tree_template() {
+                Ok(Some(t)) if t == scanner.template().source() => {}
+                Ok(previous) => {
+                    tracing::info!(
+                        ?previous,
+                        template = scanner.template().source(),
+                        "template changed: rebuilding the tree"
+                    );
+                    if let Err(e) = scanner.sync_tree() {
+                        tracing::error!("tree rebuild failed: {e}");
+                    }
+                }
+                Err(e) => tracing::error!("cannot read the tree's template: {e}"),
+            }
+            for target in scanner.targets() {
+                start_watcher(&scanner, target, &guards);
+            }
+            for target in scanner.targets() {
+                if let Err(e) = scanner.full_scan(target, &|_| {}) {
+                    tracing::error!(origin = target.name(), "scan failed: {e}");
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!("cannot start the scanner thread: {e}");
+    }
+}
+
+fn start_watcher(
+    scanner: &Arc<Scanner>,
+    target: &Arc<ScanTarget>,
+    guards: &Arc<Mutex<Vec<Box<dyn WatchGuard>>>>,
+) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    match target.origin.watch(tx) {
+        Ok(Some(guard)) => guards.lock().unwrap_or_else(|e| e.into_inner()).push(guard),
+        Ok(None) => {
+            tracing::info!(
+                origin = target.name(),
+                "origin cannot be watched; changes need `musicfs rescan`"
+            );
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(
+                origin = target.name(),
+                "cannot watch: {e}; changes need `musicfs rescan`"
+            );
+            return;
+        }
+    }
+    let scanner = scanner.clone();
+    let target = target.clone();
+    let spawned = std::thread::Builder::new()
+        .name(format!("musicfs-watch-{}", target.name()))
+        .spawn(move || {
+            // Ends when the guard (and with it the sender) is dropped.
+            while let Ok(first) = rx.recv() {
+                let mut batch = vec![first];
+                batch.extend(rx.try_iter());
+                if let Err(e) = scanner.apply_changes(&target, batch) {
+                    tracing::warn!(origin = target.name(), "applying changes failed: {e}");
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!("cannot start the watcher thread: {e}");
+    }
+}
+
+/// Unmounts and waits (bounded) for the FUSE session to end. When the
+/// kernel side is still mounted it is detached from outside first, which
+/// ends the session whichever thread is waiting on it.
+fn unmount(mounted: Arc<Mounted>, mountpoint: &Path, already_unmounted: bool) {
+    if !already_unmounted {
+        detach_mount(mountpoint);
+    }
+    // The waiter thread drops its reference once the session has ended.
+    let deadline = Instant::now() + SESSION_END_TIMEOUT;
+    let mut mounted = mounted;
+    loop {
+        match Arc::try_unwrap(mounted) {
+            Ok(m) => {
+                if let Err(e) = m.unmount() {
+                    tracing::debug!("unmount after session end: {e}");
+                }
+                return;
+            }
+            Err(still_shared) => {
+                if Instant::now() >= deadline {
+                    tracing::warn!("FUSE session did not end within {SESSION_END_TIMEOUT:?}");
+                    return;
+                }
+                mounted = still_shared;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+/// `fusermount3 -u` (lazily if busy), or `umount2(MNT_DETACH)` as root
+/// when fusermount3 is missing.
+fn detach_mount(mountpoint: &Path) {
+    for args in [&["-u"][..], &["-u", "-z"][..]] {
+        match std::process::Command::new("fusermount3")
+            .args(args)
+            .arg(mountpoint)
+            .stderr(std::process::Stdio::null())
+            .status()
+        {
+            Ok(s) if s.success() => return,
+            Ok(_) => continue,
+            Err(e) => {
+                tracing::debug!("fusermount3: {e}");
+                break;
+            }
+        }
+    }
+    if let Err(e) = nix::mount::umount2(mountpoint, nix::mount::MntFlags::MNT_DETACH) {
+        tracing::warn!(mountpoint = %mountpoint.display(), "unmount failed: {e}");
+    }
+}

@@ -1,0 +1,288 @@
+//! Scan coordination: one scan per origin at a time, progress for `status`,
+//! tree sync and kernel-cache invalidation after every scan.
+//!
+//! Used by the daemon (initial scan, watcher batches, `RescanOrigin`) and by
+//! `musicfs scan` (no mount, so no invalidation). All methods block; the
+//! daemon calls them from plain threads or `spawn_blocking`.
+use crate::error::{Error, Result};
+use musicfs_index::scan::{
+    scan_origin, scan_paths, ReadSeek, ScanOptions, ScanProgress, ScanReport,
+};
+use musicfs_index::{Catalog, OriginId, Stamp, Template, TreeChanges};
+use musicfs_origins::{Change, LocalOrigin, Origin};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
+use std::time::Instant;
+
+/// Called with what a tree sync changed (the mount's `invalidate`).
+pub type Invalidate = Box<dyn Fn(&TreeChanges) + Send + Sync>;
+
+/// An origin the daemon scans and watches.
+pub struct ScanTarget {
+    pub id: OriginId,
+    pub origin: Arc<LocalOrigin>,
+    /// Held for the whole of a scan of this origin.
+    busy: Mutex<()>,
+    /// The running scan's progress, if any.
+    progress: Mutex<Option<ScanProgress>>,
+}
+
+impl ScanTarget {
+    pub fn new(id: OriginId, origin: Arc<LocalOrigin>) -> ScanTarget {
+        ScanTarget {
+            id,
+            origin,
+            busy: Mutex::new(()),
+            progress: Mutex::new(None),
+        }
+    }
+    pub fn name(&self) -> &str {
+        self.origin.name()
+    }
+    /// The progress of the running scan of this origin, if one runs.
+    pub fn progress(&self) -> Option<ScanProgress> {
+        lock(&self.progress).clone()
+    }
+}
+
+/// A full scan's outcome: the scanner's report and the tree sync's changes.
+#[derive(Debug, Clone, Default)]
+pub struct ScanOutcome {
+    pub report: ScanReport,
+    pub tree: TreeChanges,
+}
+
+pub struct Scanner {
+    catalog: Arc<Catalog>,
+    template: Template,
+    opts: ScanOptions,
+    targets: Vec<Arc<ScanTarget>>,
+    /// `sync_tree` runs one at a time (it rewrites the whole tree diff).
+    tree_lock: Mutex<()>,
+    invalidate: OnceLock<Invalidate>,
+    scans_completed: AtomicU64,
+    running: AtomicU64,
+    /// Set at shutdown: running scans stop between files.
+    cancel: AtomicBool,
+}
+
+/// Poisoning only means another scan thread panicked; the data (progress,
+/// a unit) is still fine to use.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Decrements `running` however the scan ends.
+struct Running<'a>(&'a AtomicU64, &'a Mutex<Option<ScanProgress>>);
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+        *lock(self.1) = None;
+    }
+}
+
+impl Scanner {
+    pub fn new(
+        catalog: Arc<Catalog>,
+        template: Template,
+        opts: ScanOptions,
+        targets: Vec<Arc<ScanTarget>>,
+    ) -> Scanner {
+        Scanner {
+            catalog,
+            template,
+            opts,
+            targets,
+            tree_lock: Mutex::new(()),
+            invalidate: OnceLock::new(),
+            scans_completed: AtomicU64::new(0),
+            running: AtomicU64::new(0),
+            cancel: AtomicBool::new(false),
+        }
+    }
+
+    /// Installs the mount's invalidation hook (once, after mounting).
+    pub fn set_invalidate(&self, f: Invalidate) {
+        let _ = self.invalidate.set(f);
+    }
+
+    pub fn template(&self) -> &Template {
+        &self.template
+    }
+    pub fn targets(&self) -> &[Arc<ScanTarget>] {
+        &self.targets
+    }
+    pub fn target(&self, name: &str) -> Option<&Arc<ScanTarget>> {
+        self.targets.iter().find(|t| t.name() == name)
+    }
+    /// Some scan (full or of watched changes) is running.
+    pub fn scanning(&self) -> bool {
+        self.running.load(Ordering::SeqCst) > 0
+    }
+    /// Full scans finished since start.
+    pub fn scans_completed(&self) -> u64 {
+        self.scans_completed.load(Ordering::SeqCst)
+    }
+    /// Stops running scans between files and refuses new ones.
+    pub fn cancel(&self) {
+        self.cancel.store(true, Ordering::SeqCst);
+    }
+    fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::SeqCst)
+    }
+
+    /// Brings the tree in line with the catalog and tells the mount.
+    pub fn sync_tree(&self) -> Result<TreeChanges> {
+        let _g = lock(&self.tree_lock);
+        let changes = self.catalog.sync_tree(&self.template)?;
+        if let Some(inv) = self.invalidate.get() {
+            inv(&changes);
+        }
+        Ok(changes)
+    }
+
+    /// Full incremental scan of one origin, then a tree sync. Waits for a
+    /// scan of the same origin that is already running.
+    pub fn full_scan(
+        &self,
+        target: &ScanTarget,
+        progress: &(dyn Fn(&ScanProgress) + Sync),
+    ) -> Result<ScanOutcome> {
+        let _busy = lock(&target.busy);
+        if self.cancelled() {
+            return Err(Error::Daemon("shutting down".into()));
+        }
+        self.running.fetch_add(1, Ordering::SeqCst);
+        *lock(&target.progress) = Some(ScanProgress::default());
+        let _running = Running(&self.running, &target.progress);
+        let started = Instant::now();
+
+        let entries: Vec<(Vec<u8>, Stamp)> = target
+            .origin
+            .list()?
+            .into_iter()
+            .map(|e| {
+                let stamp = Stamp {
+                    size: e.size,
+                    mtime_ns: e.mtime_ns,
+                };
+                (e.rel_path, stamp)
+            })
+            .collect();
+        let open = open_fn(&target.origin);
+        let record = |p: &ScanProgress| {
+            *lock(&target.progress) = Some(p.clone());
+            progress(p);
+        };
+        let report = scan_origin(
+            &self.catalog,
+            target.id,
+            entries,
+            &open,
+            &self.opts,
+            &record,
+            &self.cancel,
+        )?;
+        if !report.cancelled {
+            self.catalog.mark_scanned(target.id)?;
+        }
+        let tree = self.sync_tree()?;
+        self.scans_completed.fetch_add(1, Ordering::SeqCst);
+        tracing::info!(
+            origin = target.name(),
+            seen = report.seen,
+            changed = report.changed,
+            errors = report.errors,
+            removed = report.removed,
+            tree_added = tree.added,
+            tree_removed = tree.removed.len(),
+            "full scan done in {:?}",
+            started.elapsed()
+        );
+        Ok(ScanOutcome { report, tree })
+    }
+
+    /// Applies a batch of watcher changes: rereads what changed, drops what
+    /// is gone (each path's state is taken from a fresh stat, so the order
+    /// of events does not matter), or rescans everything on `Rescan`.
+    pub fn apply_changes(&self, target: &ScanTarget, changes: Vec<Change>) -> Result<ScanOutcome> {
+        let mut paths: BTreeMap<Vec<u8>, ()> = BTreeMap::new();
+        for change in changes {
+            match change {
+                Change::Rescan => return self.full_scan(target, &|_| {}),
+                Change::Upsert(p) | Change::Remove(p) => {
+                    paths.insert(p, ());
+                }
+            }
+        }
+        let _busy = lock(&target.busy);
+        if self.cancelled() {
+            return Err(Error::Daemon("shutting down".into()));
+        }
+        self.running.fetch_add(1, Ordering::SeqCst);
+        let _running = Running(&self.running, &target.progress);
+        let mut upserts = Vec::new();
+        let mut removed = Vec::new();
+        for (path, ()) in paths {
+            match target.origin.stat(&path) {
+                Ok(e) => upserts.push((
+                    path,
+                    Stamp {
+                        size: e.size,
+                        mtime_ns: e.mtime_ns,
+                    },
+                )),
+                Err(_) => removed.push(path),
+            }
+        }
+        let open = open_fn(&target.origin);
+        let report = scan_paths(
+            &self.catalog,
+            target.id,
+            upserts,
+            removed,
+            &open,
+            &self.opts,
+        )?;
+        let tree = self.sync_tree()?;
+        tracing::info!(
+            origin = target.name(),
+            changed = report.changed,
+            errors = report.errors,
+            removed = report.removed,
+            tree_added = tree.added,
+            tree_removed = tree.removed.len(),
+            "applied watched changes"
+        );
+        Ok(ScanOutcome { report, tree })
+    }
+}
+
+/// How the scanner opens files of a local origin.
+fn open_fn(
+    origin: &Arc<LocalOrigin>,
+) -> impl Fn(&[u8]) -> std::io::Result<Box<dyn ReadSeek>> + Sync + '_ {
+    move |rel: &[u8]| {
+        origin
+            .open(rel)
+            .map(|f| Box::new(f) as Box<dyn ReadSeek>)
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    }
+}
+
+/// The origins table the filesystem reads through, built from the targets
+/// plus read-only extras (catalogued origins that are not scanned).
+pub fn origin_table(
+    targets: &[Arc<ScanTarget>],
+    extra: Vec<(OriginId, Arc<LocalOrigin>)>,
+) -> musicfs_fusefs::OriginTable {
+    let mut map: std::collections::HashMap<OriginId, Arc<dyn Origin>> = extra
+        .into_iter()
+        .map(|(id, o)| (id, o as Arc<dyn Origin>))
+        .collect();
+    for t in targets {
+        map.insert(t.id, t.origin.clone() as Arc<dyn Origin>);
+    }
+    Arc::new(RwLock::new(map))
+}

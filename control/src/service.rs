@@ -1,0 +1,310 @@
+//! The `musicfs.v1.Musicfs` gRPC service and the server around it.
+use crate::error::Result;
+use crate::scanner::{ScanOutcome, ScanTarget, Scanner};
+use musicfs_fusefs::FsStats;
+use musicfs_index::scan::ScanProgress as IndexProgress;
+use musicfs_index::Catalog;
+use musicfs_proto::v1 as pb;
+use musicfs_proto::v1::musicfs_server::{Musicfs, MusicfsServer};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::{ReceiverStream, UnixListenerStream};
+use tonic::{Request, Response, Status};
+
+/// Scan errors returned by GetStatus when the client does not say.
+const DEFAULT_MAX_ERRORS: usize = 100;
+/// How long a Shutdown waits for open files when the client does not say.
+pub const DEFAULT_DRAIN: Duration = Duration::from_secs(10);
+/// Progress messages of a rescan are sent at most this often.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Why the daemon stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopCause {
+    /// The Shutdown RPC (already drained).
+    Rpc,
+    /// The filesystem was unmounted from outside (`fusermount3 -u`).
+    Unmounted,
+    Signal,
+}
+
+/// What the service reads and drives; shared with the daemon.
+pub struct DaemonState {
+    pub catalog: Arc<Catalog>,
+    pub scanner: Arc<Scanner>,
+    pub stats: Arc<FsStats>,
+    pub mountpoint: PathBuf,
+    pub mounted: AtomicBool,
+    /// `[fuse] passthrough` as configured.
+    pub passthrough_enabled: bool,
+    pub started: Instant,
+    /// The daemon's main loop listens here.
+    pub stop: mpsc::UnboundedSender<StopCause>,
+}
+
+/// Waits until no file is open or `timeout` passes; true when drained.
+pub async fn drain(stats: &FsStats, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if stats.open_handles.load(Ordering::SeqCst) == 0 {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub struct ControlService {
+    state: Arc<DaemonState>,
+}
+
+impl ControlService {
+    pub fn new(state: Arc<DaemonState>) -> ControlService {
+        ControlService { state }
+    }
+}
+
+/// Serves the control API on `listener` until `stop` resolves, refusing
+/// peers of other users.
+pub async fn serve(
+    listener: tokio::net::UnixListener,
+    state: Arc<DaemonState>,
+    stop: impl std::future::Future<Output = ()> + Send,
+) -> std::result::Result<(), tonic::transport::Error> {
+    let svc =
+        MusicfsServer::with_interceptor(ControlService::new(state), crate::socket::check_peer);
+    tonic::transport::Server::builder()
+        .add_service(svc)
+        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), stop)
+        .await
+}
+
+fn status_of(e: crate::Error) -> Status {
+    Status::internal(e.to_string())
+}
+
+fn progress_msg(origin: &str, p: &IndexProgress) -> pb::ScanProgress {
+    pb::ScanProgress {
+        origin: origin.to_string(),
+        total: p.total,
+        done: p.done,
+        changed: p.changed,
+        errors: p.errors,
+        current_path: p.current.clone(),
+        finished: false,
+        report: None,
+    }
+}
+
+fn finished_msg(origin: &str, outcome: &ScanOutcome) -> pb::ScanProgress {
+    let r = &outcome.report;
+    pb::ScanProgress {
+        origin: origin.to_string(),
+        total: r.changed + r.errors,
+        done: r.changed + r.errors,
+        changed: r.changed,
+        errors: r.errors,
+        current_path: String::new(),
+        finished: true,
+        report: Some(pb::ScanReport {
+            origin: origin.to_string(),
+            scanned: r.seen,
+            changed: r.changed,
+            removed: r.removed,
+            errors: r.errors,
+            duration_ms: u64::try_from(r.elapsed.as_millis()).unwrap_or(u64::MAX),
+            tree_added: outcome.tree.added,
+            tree_removed: outcome.tree.removed.len() as u64,
+        }),
+    }
+}
+
+/// Runs a full scan of `target` on a blocking thread, sending throttled
+/// progress and the final message to `tx`.
+async fn rescan_one(
+    scanner: Arc<Scanner>,
+    target: Arc<ScanTarget>,
+    tx: mpsc::Sender<std::result::Result<pb::ScanProgress, Status>>,
+) -> bool {
+    let name = target.name().to_string();
+    let progress_tx = tx.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let last = std::sync::Mutex::new(Instant::now() - PROGRESS_INTERVAL);
+        let send = |p: &IndexProgress| {
+            let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+            if last.elapsed() >= PROGRESS_INTERVAL || p.done == p.total {
+                *last = Instant::now();
+                // A full channel or a gone client only costs a progress line.
+                let _ = progress_tx.try_send(Ok(progress_msg(target.name(), p)));
+            }
+        };
+        scanner.full_scan(&target, &send)
+    })
+    .await;
+    let msg = match result {
+        Ok(Ok(outcome)) => Ok(finished_msg(&name, &outcome)),
+        Ok(Err(e)) => Err(Status::internal(format!("scan of {name} failed: {e}"))),
+        Err(e) => Err(Status::internal(format!("scan of {name} failed: {e}"))),
+    };
+    let ok = msg.is_ok();
+    tx.send(msg).await.is_ok() && ok
+}
+
+#[tonic::async_trait]
+impl Musicfs for ControlService {
+    async fn get_status(
+        &self,
+        request: Request<pb::GetStatusRequest>,
+    ) -> std::result::Result<Response<pb::StatusReply>, Status> {
+        let max = match request.get_ref().max_errors {
+            0 => DEFAULT_MAX_ERRORS,
+            n => n as usize,
+        };
+        let s = self.state.clone();
+        let (counts, errors) = tokio::task::spawn_blocking(move || -> Result<_> {
+            Ok((s.catalog.counts()?, s.catalog.scan_errors(max)?))
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(status_of)?;
+        let s = &self.state;
+        let unavailable = s
+            .stats
+            .passthrough_unavailable
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::SeqCst);
+        Ok(Response::new(pb::StatusReply {
+            mounted: s.mounted.load(Ordering::SeqCst),
+            mountpoint: s.mountpoint.display().to_string(),
+            pid: std::process::id(),
+            template: s.scanner.template().source().to_string(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            uptime_ms: u64::try_from(s.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            origins: counts.origins,
+            files: counts.files,
+            dirs: counts.dirs,
+            scan_errors: counts.scan_errors,
+            errors: errors
+                .into_iter()
+                .map(|e| pb::ScanError {
+                    origin: e.origin,
+                    path: String::from_utf8_lossy(&e.rel_path).into_owned(),
+                    message: e.message,
+                    at: e.at,
+                })
+                .collect(),
+            scanning: s.scanner.scanning(),
+            scans_completed: s.scanner.scans_completed(),
+            passthrough_opens: load(&s.stats.passthrough_opens),
+            daemon_opens: load(&s.stats.daemon_opens),
+            open_handles: load(&s.stats.open_handles),
+            reads: load(&s.stats.reads),
+            bytes_read: load(&s.stats.bytes_read),
+            passthrough_active: s.passthrough_enabled && unavailable.is_none(),
+            passthrough_unavailable: if s.passthrough_enabled {
+                unavailable
+            } else {
+                Some("disabled in config".into())
+            },
+        }))
+    }
+
+    async fn list_origins(
+        &self,
+        _request: Request<pb::ListOriginsRequest>,
+    ) -> std::result::Result<Response<pb::ListOriginsReply>, Status> {
+        let s = self.state.clone();
+        let rows = tokio::task::spawn_blocking(move || s.catalog.origins())
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(|e| status_of(e.into()))?;
+        let origins = rows
+            .into_iter()
+            .map(|o| {
+                let progress = self
+                    .state
+                    .scanner
+                    .target(&o.name)
+                    .and_then(|t| t.progress())
+                    .map(|p| progress_msg(&o.name, &p));
+                pb::OriginInfo {
+                    name: o.name,
+                    kind: o.kind,
+                    location: o.location,
+                    files: o.files,
+                    scan_errors: o.scan_errors,
+                    last_scan: o.last_scan.unwrap_or(0),
+                    scanning: progress.is_some(),
+                    progress,
+                }
+            })
+            .collect();
+        Ok(Response::new(pb::ListOriginsReply { origins }))
+    }
+
+    type RescanOriginStream = ReceiverStream<std::result::Result<pb::ScanProgress, Status>>;
+
+    async fn rescan_origin(
+        &self,
+        request: Request<pb::RescanOriginRequest>,
+    ) -> std::result::Result<Response<Self::RescanOriginStream>, Status> {
+        let name = request.into_inner().origin;
+        let scanner = self.state.scanner.clone();
+        let targets: Vec<Arc<ScanTarget>> = if name.is_empty() {
+            scanner.targets().to_vec()
+        } else {
+            match scanner.target(&name) {
+                Some(t) => vec![t.clone()],
+                None => {
+                    let known: Vec<&str> = scanner.targets().iter().map(|t| t.name()).collect();
+                    return Err(Status::not_found(format!(
+                        "no origin named {name:?} is served (served: {})",
+                        known.join(", ")
+                    )));
+                }
+            }
+        };
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(async move {
+            for target in targets {
+                if !rescan_one(scanner.clone(), target, tx.clone()).await {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn shutdown(
+        &self,
+        request: Request<pb::ShutdownRequest>,
+    ) -> std::result::Result<Response<pb::ShutdownReply>, Status> {
+        let timeout = match request.get_ref().drain_timeout_ms {
+            0 => DEFAULT_DRAIN,
+            ms => Duration::from_millis(ms),
+        };
+        tracing::info!("shutdown requested; draining for up to {timeout:?}");
+        let drained = drain(&self.state.stats, timeout).await;
+        let open = self.state.stats.open_handles.load(Ordering::SeqCst);
+        if !drained {
+            tracing::warn!(
+                open,
+                "files still open after the drain timeout; unmounting anyway"
+            );
+        }
+        // The main loop stops the server gracefully, so this reply still goes out.
+        let _ = self.state.stop.send(StopCause::Rpc);
+        Ok(Response::new(pb::ShutdownReply {
+            drained,
+            open_handles: open,
+            pid: std::process::id(),
+        }))
+    }
+}

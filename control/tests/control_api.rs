@@ -1,0 +1,209 @@
+//! The control API over a real Unix socket with a real catalog (no mount):
+//! socket mode, GetStatus, ListOrigins, RescanOrigin, Shutdown.
+use musicfs_control::config::Config;
+use musicfs_control::daemon::{build_origins, open_catalog};
+use musicfs_control::scanner::Scanner;
+use musicfs_control::service::{self, DaemonState, StopCause};
+use musicfs_control::{socket, Error};
+use musicfs_fusefs::FsStats;
+use musicfs_index::scan::ScanOptions;
+use musicfs_index::{Template, DEFAULT_TEMPLATE};
+use musicfs_proto::v1 as pb;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// A short, valid 16-bit mono PCM WAV with a LIST/INFO title, written by hand.
+fn write_wav(path: &Path, title: &str) {
+    let samples: Vec<u8> = (0..8000u32)
+        .flat_map(|i| (((i % 40) as i16 - 20) * 500).to_le_bytes())
+        .collect();
+    let mut info = Vec::new();
+    let mut text = title.as_bytes().to_vec();
+    text.push(0);
+    if text.len() % 2 == 1 {
+        text.push(0);
+    }
+    info.extend_from_slice(b"INFO");
+    info.extend_from_slice(b"INAM");
+    info.extend_from_slice(&(text.len() as u32).to_le_bytes());
+    info.extend_from_slice(&text);
+    let mut body = Vec::new();
+    body.extend_from_slice(b"WAVE");
+    body.extend_from_slice(b"fmt ");
+    body.extend_from_slice(&16u32.to_le_bytes());
+    body.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    body.extend_from_slice(&1u16.to_le_bytes()); // mono
+    body.extend_from_slice(&8000u32.to_le_bytes());
+    body.extend_from_slice(&16000u32.to_le_bytes());
+    body.extend_from_slice(&2u16.to_le_bytes());
+    body.extend_from_slice(&16u16.to_le_bytes());
+    body.extend_from_slice(b"LIST");
+    body.extend_from_slice(&(info.len() as u32).to_le_bytes());
+    body.extend_from_slice(&info);
+    body.extend_from_slice(b"data");
+    body.extend_from_slice(&(samples.len() as u32).to_le_bytes());
+    body.extend_from_slice(&samples);
+    let mut file = b"RIFF".to_vec();
+    file.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    file.extend_from_slice(&body);
+    std::fs::write(path, file).expect("write wav");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_api_over_the_socket() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lib = dir.path().join("lib");
+    std::fs::create_dir_all(&lib).expect("mkdir");
+    write_wav(&lib.join("song.wav"), "Hello");
+    std::fs::write(lib.join("junk.flac"), b"this is not audio at all").expect("write junk");
+
+    let catalog = open_catalog(&dir.path().join("catalog.db")).expect("catalog");
+    let (targets, extra) =
+        build_origins(&catalog, &Config::default(), Some(("music", &lib))).expect("origins");
+    assert!(extra.is_empty());
+    let template = Template::parse(DEFAULT_TEMPLATE).expect("template");
+    let scanner = Arc::new(Scanner::new(
+        catalog.clone(),
+        template,
+        ScanOptions::default(),
+        targets,
+    ));
+    {
+        let scanner = scanner.clone();
+        tokio::task::spawn_blocking(move || {
+            let target = scanner.targets()[0].clone();
+            scanner.full_scan(&target, &|_| {})
+        })
+        .await
+        .expect("join")
+        .expect("scan");
+    }
+
+    let sock = dir.path().join("run/musicfs/control.sock");
+    socket::prepare(&sock).expect("prepare");
+    let listener = socket::bind(&sock).expect("bind");
+    let meta = std::fs::metadata(&sock).expect("stat socket");
+    assert!(meta.file_type().is_socket());
+    assert_eq!(
+        meta.permissions().mode() & 0o777,
+        0o600,
+        "socket must be 0600"
+    );
+    let dir_mode = std::fs::metadata(sock.parent().expect("parent"))
+        .expect("stat dir")
+        .permissions()
+        .mode();
+    assert_eq!(dir_mode & 0o777, 0o700, "socket directory must be 0700");
+
+    let (stop_tx, mut stop_rx) = tokio::sync::mpsc::unbounded_channel();
+    let state = Arc::new(DaemonState {
+        catalog: catalog.clone(),
+        scanner: scanner.clone(),
+        stats: Arc::new(FsStats::default()),
+        mountpoint: dir.path().join("mnt"),
+        mounted: false.into(),
+        passthrough_enabled: true,
+        started: Instant::now(),
+        stop: stop_tx,
+    });
+    let (server_stop, server_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(service::serve(listener, state, async move {
+        let _ = server_stop_rx.await;
+    }));
+
+    // A second daemon must not steal a live socket.
+    assert!(matches!(
+        socket::prepare(&sock),
+        Err(Error::SocketBusy { .. })
+    ));
+
+    let mut client = socket::connect(&sock).await.expect("connect");
+    let status = client
+        .get_status(pb::GetStatusRequest::default())
+        .await
+        .expect("GetStatus")
+        .into_inner();
+    assert_eq!(status.pid, std::process::id());
+    assert!(!status.mounted);
+    assert_eq!(status.origins, 1);
+    assert_eq!(status.files, 1, "{status:?}");
+    assert_eq!(status.scan_errors, 1, "{status:?}");
+    assert_eq!(status.errors.len(), 1);
+    assert_eq!(status.errors[0].origin, "music");
+    assert_eq!(status.errors[0].path, "junk.flac");
+    assert_eq!(status.scans_completed, 1);
+    assert!(!status.scanning);
+    assert!(status.passthrough_active);
+    assert_eq!(status.template, DEFAULT_TEMPLATE);
+
+    let origins = client
+        .list_origins(pb::ListOriginsRequest {})
+        .await
+        .expect("ListOrigins")
+        .into_inner()
+        .origins;
+    assert_eq!(origins.len(), 1);
+    let o = &origins[0];
+    assert_eq!(o.name, "music");
+    assert_eq!(o.kind, "local");
+    let canonical = std::fs::canonicalize(&lib).expect("canonicalize");
+    assert_eq!(o.location, canonical.display().to_string());
+    assert_eq!((o.files, o.scan_errors), (1, 1));
+    assert!(o.last_scan > 0, "a finished scan is recorded");
+
+    // A rescan after a new file streams to a finished report that saw it.
+    write_wav(&lib.join("second.wav"), "Second");
+    let mut stream = client
+        .rescan_origin(pb::RescanOriginRequest {
+            origin: "music".into(),
+        })
+        .await
+        .expect("RescanOrigin")
+        .into_inner();
+    let mut last = None;
+    while let Some(msg) = stream.message().await.expect("progress") {
+        last = Some(msg);
+    }
+    let last = last.expect("at least the final message");
+    assert!(last.finished);
+    let report = last.report.expect("report");
+    assert_eq!(report.scanned, 3);
+    assert_eq!(report.changed, 1);
+    assert_eq!(scanner.scans_completed(), 2);
+
+    let unknown = client
+        .rescan_origin(pb::RescanOriginRequest {
+            origin: "nope".into(),
+        })
+        .await;
+    assert_eq!(
+        unknown.expect_err("unknown origin").code(),
+        tonic::Code::NotFound
+    );
+
+    let reply = client
+        .shutdown(pb::ShutdownRequest {
+            drain_timeout_ms: 100,
+        })
+        .await
+        .expect("Shutdown")
+        .into_inner();
+    assert!(reply.drained);
+    assert_eq!(stop_rx.recv().await, Some(StopCause::Rpc));
+
+    let _ = server_stop.send(());
+    server.await.expect("join").expect("server");
+}
+
+#[tokio::test]
+async fn connect_without_daemon_says_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sock = dir.path().join("none.sock");
+    match socket::connect(&sock).await {
+        Err(Error::NoDaemon { socket }) => assert_eq!(socket, sock),
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => panic!("connected to nothing"),
+    }
+}
