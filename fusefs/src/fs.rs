@@ -275,6 +275,12 @@ impl Filesystem for MusicFs {
         }
     }
 
+    /// Nothing is kept per looked-up inode (the catalog is the inode
+    /// table and inodes are never reused), so lookup counts need no
+    /// bookkeeping.
+    /// (fuser's default `batch_forget` calls this for each inode.)
+    fn forget(&self, _req: &Request, _ino: INodeNo, _nlookup: u64) {}
+
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         match self.node("getattr", ino.0) {
             Ok(node) => reply.attr(&self.ttl, &self.attr(&node)),
@@ -293,6 +299,17 @@ impl Filesystem for MusicFs {
             Ok(_) => reply.error(Errno::ENOTDIR),
             Err(e) => reply.error(e),
         }
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        reply.ok();
     }
 
     fn readdir(

@@ -271,10 +271,15 @@ impl Mounted {
 
     /// Unmounts (lazily if busy) and waits for the session to end.
     pub fn unmount(self) -> io::Result<()> {
-        self.shutdown()
+        self.unmount_shared()
     }
 
-    fn shutdown(&self) -> io::Result<()> {
+    /// [`unmount`](Self::unmount) through a shared handle (`Arc<Mounted>`,
+    /// e.g. while another thread sits in [`wait`](Self::wait), which then
+    /// returns). Idempotent; a no-op once the session has ended. Waits up
+    /// to 5 s for the session to end, then aborts the connection through
+    /// fusectl (if mounted) and waits 5 s more before giving up.
+    pub fn unmount_shared(&self) -> io::Result<()> {
         if !self.ended.is_set() {
             let result = self
                 .unmounter
@@ -337,7 +342,7 @@ impl Drop for Mounted {
             .unwrap_or_else(|e| e.into_inner())
             .is_some();
         if running {
-            if let Err(e) = self.shutdown() {
+            if let Err(e) = self.unmount_shared() {
                 tracing::warn!("unmounting {}: {e}", self.mountpoint.display());
             }
         }

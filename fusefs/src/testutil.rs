@@ -5,7 +5,7 @@ use musicfs_index::{
     Counts, FileId, FileRecord, Node, NodeKind, OriginId, Result, Stamp, ROOT_INO,
 };
 use musicfs_origins::{Entry, Origin, OriginKind};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -88,6 +88,10 @@ pub struct MemTree {
 
 struct Inner {
     nodes: BTreeMap<u64, Node>,
+    /// `(parent, name) → ino`, for lookups.
+    names: HashMap<(u64, Vec<u8>), u64>,
+    /// `(parent, ino)`, for keyset-paginated listings.
+    children: BTreeSet<(u64, u64)>,
     files: BTreeMap<FileId, FileRecord>,
     next_ino: u64,
 }
@@ -113,6 +117,8 @@ impl MemTree {
         MemTree {
             inner: RwLock::new(Inner {
                 nodes: BTreeMap::from([(ROOT_INO, root)]),
+                names: HashMap::new(),
+                children: BTreeSet::new(),
                 files: BTreeMap::new(),
                 next_ino: ROOT_INO + 1,
             }),
@@ -177,16 +183,16 @@ impl MemTree {
     /// Removes the node `ino` (and nothing below it).
     pub fn remove(&self, ino: u64) {
         let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
-        inner.nodes.remove(&ino);
+        if let Some(node) = inner.nodes.remove(&ino) {
+            inner.names.remove(&(node.parent, node.name));
+            inner.children.remove(&(node.parent, ino));
+        }
     }
 }
 
 impl Inner {
     fn find(&self, parent: u64, name: &[u8]) -> Option<u64> {
-        self.nodes
-            .values()
-            .find(|n| n.parent == parent && n.ino != ROOT_INO && n.name == name)
-            .map(|n| n.ino)
+        self.names.get(&(parent, name.to_vec())).copied()
     }
 
     fn insert(
@@ -200,6 +206,8 @@ impl Inner {
     ) -> u64 {
         let ino = self.next_ino;
         self.next_ino += 1;
+        self.names.insert((parent, name.as_bytes().to_vec()), ino);
+        self.children.insert((parent, ino));
         self.nodes.insert(
             ino,
             Node {
@@ -230,12 +238,10 @@ impl Tree for MemTree {
     fn children(&self, parent: u64, after: u64, limit: usize) -> Result<Vec<Node>> {
         let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
         Ok(inner
-            .nodes
-            .range(after.saturating_add(1)..)
-            .map(|(_, n)| n)
-            .filter(|n| n.parent == parent && n.ino != ROOT_INO)
+            .children
+            .range((parent, after.saturating_add(1))..(parent, u64::MAX))
             .take(limit)
-            .cloned()
+            .filter_map(|(_, ino)| inner.nodes.get(ino).cloned())
             .collect())
     }
     fn file(&self, id: FileId) -> Result<Option<FileRecord>> {
