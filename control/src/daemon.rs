@@ -39,6 +39,9 @@ pub struct MountRequest {
 const SERVER_STOP_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long to wait for the FUSE session to end after unmounting.
 const SESSION_END_TIMEOUT: Duration = Duration::from_secs(5);
+/// The same when files are still open: a lazily detached session only ends
+/// when they close, and exiting (closing /dev/fuse) ends it for good.
+const SESSION_END_TIMEOUT_BUSY: Duration = Duration::from_millis(500);
 
 /// Runs the daemon in this process until it stops. Failures before the
 /// filesystem is mounted and the socket listens are reported on `ready`.
@@ -181,7 +184,7 @@ fn run_inner(config: &Config, req: &MountRequest, ready: &mut Option<Ready>) -> 
     let runtime = match runtime {
         Ok(rt) => rt,
         Err(e) => {
-            unmount(mounted, &mountpoint, false);
+            unmount(mounted, &mountpoint, false, false);
             return Err(e);
         }
     };
@@ -189,7 +192,7 @@ fn run_inner(config: &Config, req: &MountRequest, ready: &mut Option<Ready>) -> 
     let state = Arc::new(DaemonState {
         catalog,
         scanner: scanner.clone(),
-        stats,
+        stats: stats.clone(),
         mountpoint: mountpoint.clone(),
         mounted: true.into(),
         passthrough_enabled: config.fuse.passthrough,
@@ -207,14 +210,15 @@ fn run_inner(config: &Config, req: &MountRequest, ready: &mut Option<Ready>) -> 
         Ok(cause) => cause,
         Err(e) => {
             scanner.cancel();
-            unmount(mounted, &mountpoint, false);
+            unmount(mounted, &mountpoint, false, false);
             return Err(e);
         }
     };
     scanner.cancel();
     state.mounted.store(false, Ordering::SeqCst);
     drop(state);
-    unmount(mounted, &mountpoint, cause == StopCause::Unmounted);
+    let busy = stats.open_handles.load(Ordering::SeqCst) > 0;
+    unmount(mounted, &mountpoint, cause == StopCause::Unmounted, busy);
     runtime.shutdown_timeout(Duration::from_secs(1));
     tracing::info!(?cause, "stopped");
     Ok(())
@@ -375,12 +379,17 @@ fn start_watcher(
 /// Unmounts and waits (bounded) for the FUSE session to end. When the
 /// kernel side is still mounted it is detached from outside first, which
 /// ends the session whichever thread is waiting on it.
-fn unmount(mounted: Arc<Mounted>, mountpoint: &Path, already_unmounted: bool) {
+fn unmount(mounted: Arc<Mounted>, mountpoint: &Path, already_unmounted: bool, busy: bool) {
     if !already_unmounted {
         detach_mount(mountpoint);
     }
     // The waiter thread drops its reference once the session has ended.
-    let deadline = Instant::now() + SESSION_END_TIMEOUT;
+    let grace = if busy {
+        SESSION_END_TIMEOUT_BUSY
+    } else {
+        SESSION_END_TIMEOUT
+    };
+    let deadline = Instant::now() + grace;
     let mut mounted = mounted;
     loop {
         match Arc::try_unwrap(mounted) {
@@ -392,7 +401,7 @@ fn unmount(mounted: Arc<Mounted>, mountpoint: &Path, already_unmounted: bool) {
             }
             Err(still_shared) => {
                 if Instant::now() >= deadline {
-                    tracing::warn!("FUSE session did not end within {SESSION_END_TIMEOUT:?}");
+                    tracing::warn!("FUSE session did not end within {grace:?}; exiting anyway");
                     return;
                 }
                 mounted = still_shared;
