@@ -38,10 +38,10 @@ pub struct MountRequest {
 /// How long the control server may take to finish in-flight requests.
 const SERVER_STOP_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long to wait for the FUSE session to end after unmounting.
-const SESSION_END_TIMEOUT: Duration = Duration::from_secs(5);
+const SESSION_END_TIMEOUT: Duration = Duration::from_secs(12);
 /// The same when files are still open: a lazily detached session only ends
 /// when they close, and exiting (closing /dev/fuse) ends it for good.
-const SESSION_END_TIMEOUT_BUSY: Duration = Duration::from_millis(500);
+const SESSION_END_TIMEOUT_BUSY: Duration = Duration::from_secs(1);
 
 /// Runs the daemon in this process until it stops. Failures before the
 /// filesystem is mounted and the socket listens are reported on `ready`.
@@ -184,7 +184,7 @@ fn run_inner(config: &Config, req: &MountRequest, ready: &mut Option<Ready>) -> 
     let runtime = match runtime {
         Ok(rt) => rt,
         Err(e) => {
-            unmount(mounted, &mountpoint, false, false);
+            unmount(mounted, false);
             return Err(e);
         }
     };
@@ -210,15 +210,14 @@ fn run_inner(config: &Config, req: &MountRequest, ready: &mut Option<Ready>) -> 
         Ok(cause) => cause,
         Err(e) => {
             scanner.cancel();
-            unmount(mounted, &mountpoint, false, false);
+            unmount(mounted, false);
             return Err(e);
         }
     };
     scanner.cancel();
     state.mounted.store(false, Ordering::SeqCst);
     drop(state);
-    let busy = stats.open_handles.load(Ordering::SeqCst) > 0;
-    unmount(mounted, &mountpoint, cause == StopCause::Unmounted, busy);
+    unmount(mounted, stats.open_handles.load(Ordering::SeqCst) > 0);
     runtime.shutdown_timeout(Duration::from_secs(1));
     tracing::info!(?cause, "stopped");
     Ok(())
@@ -376,60 +375,29 @@ fn start_watcher(
     }
 }
 
-/// Unmounts and waits (bounded) for the FUSE session to end. When the
-/// kernel side is still mounted it is detached from outside first, which
-/// ends the session whichever thread is waiting on it.
-fn unmount(mounted: Arc<Mounted>, mountpoint: &Path, already_unmounted: bool, busy: bool) {
-    if !already_unmounted {
-        detach_mount(mountpoint);
-    }
-    // The waiter thread drops its reference once the session has ended.
+/// Unmounts (lazily if busy) and waits, bounded, for the FUSE session to
+/// end. `unmount_shared` works while the waiter thread sits in `wait`.
+/// When files are still open the session cannot end cleanly; exiting then
+/// closes /dev/fuse, which ends it for good, so the wait is short.
+fn unmount(mounted: Arc<Mounted>, busy: bool) {
     let grace = if busy {
         SESSION_END_TIMEOUT_BUSY
     } else {
         SESSION_END_TIMEOUT
     };
-    let deadline = Instant::now() + grace;
-    let mut mounted = mounted;
-    loop {
-        match Arc::try_unwrap(mounted) {
-            Ok(m) => {
-                if let Err(e) = m.unmount() {
-                    tracing::debug!("unmount after session end: {e}");
-                }
-                return;
-            }
-            Err(still_shared) => {
-                if Instant::now() >= deadline {
-                    tracing::warn!("FUSE session did not end within {grace:?}; exiting anyway");
-                    return;
-                }
-                mounted = still_shared;
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("musicfs-unmount".into())
+        .spawn(move || {
+            let _ = tx.send(mounted.unmount_shared());
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("cannot start the unmount thread: {e}");
+        return;
     }
-}
-
-/// `fusermount3 -u` (lazily if busy), or `umount2(MNT_DETACH)` as root
-/// when fusermount3 is missing.
-fn detach_mount(mountpoint: &Path) {
-    for args in [&["-u"][..], &["-u", "-z"][..]] {
-        match std::process::Command::new("fusermount3")
-            .args(args)
-            .arg(mountpoint)
-            .stderr(std::process::Stdio::null())
-            .status()
-        {
-            Ok(s) if s.success() => return,
-            Ok(_) => continue,
-            Err(e) => {
-                tracing::debug!("fusermount3: {e}");
-                break;
-            }
-        }
-    }
-    if let Err(e) = nix::mount::umount2(mountpoint, nix::mount::MntFlags::MNT_DETACH) {
-        tracing::warn!(mountpoint = %mountpoint.display(), "unmount failed: {e}");
+    match rx.recv_timeout(grace) {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!("unmount: {e}"),
+        Err(_) => tracing::warn!("FUSE session did not end within {grace:?}; exiting anyway"),
     }
 }
