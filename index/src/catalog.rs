@@ -492,6 +492,9 @@ impl Catalog {
                 drop_file.execute(params![origin, rel_path])?;
                 clear_error.execute(params![origin, rel_path])?;
             }
+            if !upserts.is_empty() || !errors.is_empty() || !removed.is_empty() {
+                tree::files_changed(c)?;
+            }
             Ok(())
         })
     }
@@ -504,6 +507,7 @@ impl Catalog {
         self.write(|c| {
             let files = c.execute("DELETE FROM files WHERE origin_id = ?1", [origin])?;
             c.execute("DELETE FROM scan_errors WHERE origin_id = ?1", [origin])?;
+            tree::files_changed(c)?;
             Ok(files as u64)
         })
     }
@@ -1502,8 +1506,31 @@ mod tests {
         );
         let started = Instant::now();
         let ch = cat.sync_tree(&template).expect("second sync");
-        eprintln!("no-op resync of {total} files: {:?}", started.elapsed());
+        eprintln!("resync with nothing changed: {:?}", started.elapsed());
         assert_eq!((ch.added, ch.removed.len(), ch.modified.len()), (0, 0, 0));
+        let one = up(
+            "Artist 0/Album 0/0.flac",
+            stamp(1, 10_000_000),
+            &[
+                ("albumartist", "Artist 0"),
+                ("album", "Album 0"),
+                ("title", "Title 0"),
+                ("track", "1"),
+            ],
+        );
+        cat.apply_scan(o, &[one], &[], &[]).expect("touch one");
+        let started = Instant::now();
+        let ch = cat.sync_tree(&template).expect("third sync");
+        eprintln!(
+            "resync of {total} files after one file changed: {:?}",
+            started.elapsed()
+        );
+        assert_eq!((ch.added, ch.removed.len()), (0, 0));
+        assert_eq!(
+            ch.modified.len(),
+            4,
+            "the file, its album, artist and the root: {ch:?}"
+        );
         assert_eq!(cat.counts().expect("counts").files, total);
         let started = Instant::now();
         drop(Catalog::open(cat.path()).expect("reopen"));

@@ -72,20 +72,58 @@ enum Fate {
     Deleted,
 }
 
-/// Syncs the tree; `conn` must be inside a write transaction.
+/// `meta` key: a counter bumped by every write to files or tags.
+const META_FILES_VERSION: &str = "files_version";
+/// `meta` key: the files version the tree was last synced at.
+const META_TREE_FILES_VERSION: &str = "tree_files_version";
+
+/// Records that files or tags changed, so the next [`sync`] cannot skip.
+/// Every writer of `files` or `tags` calls this in its transaction.
+pub(crate) fn files_changed(conn: &Connection) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO meta (key, value) VALUES (?1, '1')
+         ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+    )?
+    .execute([META_FILES_VERSION])
+    .map(drop)
+}
+
+fn get_meta(conn: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
+    use rusqlite::OptionalExtension;
+    conn.prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+        .query_row([key], |r| r.get(0))
+        .optional()
+}
+
+fn set_meta(conn: &Connection, key: &str, value: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )?
+    .execute(params![key, value])
+    .map(drop)
+}
+
+/// Syncs the tree; `conn` must be inside a write transaction. When neither
+/// the files nor the template changed since the last sync, the tree is
+/// already right and nothing is read (a rescan that found no change, a
+/// daemon start).
 pub(crate) fn sync(
     conn: &Connection,
     template_source: &str,
     render: &mut Render<'_>,
 ) -> rusqlite::Result<TreeChanges> {
+    let files_version = get_meta(conn, META_FILES_VERSION)?.unwrap_or_else(|| "0".to_string());
+    let up_to_date = get_meta(conn, META_TEMPLATE)?.as_deref() == Some(template_source)
+        && get_meta(conn, META_TREE_FILES_VERSION)?.as_deref() == Some(files_version.as_str());
+    if up_to_date {
+        return Ok(TreeChanges::default());
+    }
     let placed = render_all(conn, render)?;
     let wanted = build_wanted(placed);
     let changes = apply(conn, &wanted)?;
-    conn.execute(
-        "INSERT INTO meta (key, value) VALUES (?1, ?2)
-         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        params![META_TEMPLATE, template_source],
-    )?;
+    set_meta(conn, META_TEMPLATE, template_source)?;
+    set_meta(conn, META_TREE_FILES_VERSION, &files_version)?;
     Ok(changes)
 }
 
