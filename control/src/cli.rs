@@ -66,9 +66,18 @@ pub enum Command {
     Config(ConfigCommand),
 }
 
+fn template_help() -> String {
+    format!(
+        "Path template; `.$ext` is appended to the file name [env: MUSICFS_TEMPLATE] [default: {}]",
+        musicfs_index::DEFAULT_TEMPLATE
+    )
+}
+
 #[derive(Debug, Args)]
+#[command(override_usage = "musicfs mount [OPTIONS] [SOURCE] <MOUNTPOINT>")]
 pub struct MountArgs {
-    /// Local directory of audio files to serve (optional with [[origins]] in the config)
+    /// Local directory of audio files to serve; given alone, this is the
+    /// MOUNTPOINT and the origins come from the config file (or the catalog)
     #[arg(value_name = "SOURCE")]
     pub first: PathBuf,
     /// Where to mount
@@ -77,8 +86,7 @@ pub struct MountArgs {
     /// Stay in the foreground until unmounted, SIGINT/SIGTERM, or `musicfs shutdown`
     #[arg(long, short = 'f')]
     pub foreground: bool,
-    /// Path template [env: MUSICFS_TEMPLATE] [default: $albumartist/$album/%if{$multidisc,$disc-}$track - $title]
-    #[arg(long, value_name = "T")]
+    #[arg(long, value_name = "T", help = template_help())]
     pub template: Option<String>,
     /// Serve every read from the daemon instead of kernel passthrough [env: MUSICFS_FUSE_PASSTHROUGH=false]
     #[arg(long)]
@@ -115,8 +123,7 @@ pub struct ScanArgs {
     /// Name of the origin SOURCE becomes
     #[arg(long, value_name = "NAME", default_value = "local")]
     pub name: String,
-    /// Path template [env: MUSICFS_TEMPLATE]
-    #[arg(long, value_name = "T")]
+    #[arg(long, value_name = "T", help = template_help())]
     pub template: Option<String>,
 }
 

@@ -15,7 +15,7 @@
 //! socket = "$XDG_RUNTIME_DIR/musicfs/control.sock"
 //! log_file = "~/.local/state/musicfs/musicfs.log"
 //! log_level = "info"
-//! template = "$albumartist/$album/%if{$multidisc,$disc-}$track - $title"
+//! template = "$albumartist/$album/%if{$track,%if{$multidisc,$disc-}$track - }$title"
 //!
 //! [fuse]
 //! passthrough = true
@@ -60,7 +60,8 @@ pub struct Config {
     /// Env `MUSICFS_LOG_LEVEL`, flag `--log-level`.
     pub log_level: LogLevel,
     /// The path template of the virtual tree (`.$ext` is appended to the file
-    /// name). Default `$albumartist/$album/%if{$multidisc,$disc-}$track - $title`.
+    /// name). Default [`musicfs_index::DEFAULT_TEMPLATE`]:
+    /// `$albumartist/$album/%if{$track,%if{$multidisc,$disc-}$track - }$title`.
     /// Changing it rebuilds the tree. Env `MUSICFS_TEMPLATE`, flag `--template`.
     pub template: String,
     /// The FUSE filesystem.

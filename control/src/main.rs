@@ -206,11 +206,12 @@ fn scan(config: &Config, name: &str, source: &std::path::Path) -> Result<()> {
     progress.finish();
     let outcome = outcome?;
     let r = &outcome.report;
+    // Errors recorded, not just reread: an unchanged bad file is still bad.
     println!(
         "scanned {} files ({} new or changed, {} errors) in {:.1} s",
         r.seen,
         r.changed,
-        r.errors,
+        outcome.errors_recorded,
         r.elapsed.as_secs_f64()
     );
     Ok(())
@@ -336,7 +337,7 @@ async fn rescan(config: &Config, origin: Option<String>) -> Result<()> {
                 r.scanned,
                 r.changed,
                 r.removed,
-                r.errors,
+                r.errors_recorded,
                 r.duration_ms as f64 / 1000.0
             );
         }

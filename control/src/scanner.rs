@@ -51,6 +51,8 @@ impl ScanTarget {
 pub struct ScanOutcome {
     pub report: ScanReport,
     pub tree: TreeChanges,
+    /// Scan errors the origin has now (unchanged bad files included).
+    pub errors_recorded: u64,
 }
 
 pub struct Scanner {
@@ -188,6 +190,12 @@ impl Scanner {
             self.catalog.mark_scanned(target.id)?;
         }
         let tree = self.sync_tree()?;
+        let errors_recorded = self
+            .catalog
+            .origins()?
+            .into_iter()
+            .find(|o| o.id == target.id)
+            .map_or(0, |o| o.scan_errors);
         self.scans_completed.fetch_add(1, Ordering::SeqCst);
         tracing::info!(
             origin = target.name(),
@@ -200,7 +208,11 @@ impl Scanner {
             "full scan done in {:?}",
             started.elapsed()
         );
-        Ok(ScanOutcome { report, tree })
+        Ok(ScanOutcome {
+            report,
+            tree,
+            errors_recorded,
+        })
     }
 
     /// Applies a batch of watcher changes: rereads what changed, drops what
@@ -255,7 +267,11 @@ impl Scanner {
             tree_removed = tree.removed.len(),
             "applied watched changes"
         );
-        Ok(ScanOutcome { report, tree })
+        Ok(ScanOutcome {
+            report,
+            tree,
+            errors_recorded: 0,
+        })
     }
 }
 

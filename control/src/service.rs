@@ -120,6 +120,7 @@ fn finished_msg(origin: &str, outcome: &ScanOutcome) -> pb::ScanProgress {
             duration_ms: u64::try_from(r.elapsed.as_millis()).unwrap_or(u64::MAX),
             tree_added: outcome.tree.added,
             tree_removed: outcome.tree.removed.len() as u64,
+            errors_recorded: outcome.errors_recorded,
         }),
     }
 }

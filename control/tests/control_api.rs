@@ -171,6 +171,8 @@ async fn control_api_over_the_socket() {
     let report = last.report.expect("report");
     assert_eq!(report.scanned, 3);
     assert_eq!(report.changed, 1);
+    assert_eq!(report.errors, 0, "the bad file is unchanged: not reread");
+    assert_eq!(report.errors_recorded, 1, "but still counted");
     assert_eq!(scanner.scans_completed(), 2);
 
     let unknown = client
