@@ -255,6 +255,11 @@ impl Catalog {
         writer
             .pragma_update(None, "foreign_keys", true)
             .map_err(sql_err)?;
+        // A full tree rebuild writes tens of MB of WAL; once checkpointed,
+        // give the space back instead of keeping the file at its peak.
+        writer
+            .pragma_update(None, "journal_size_limit", 32 * 1024 * 1024)
+            .map_err(sql_err)?;
         schema::migrate(&mut writer, &display)?;
         Ok(Catalog {
             path: path.to_path_buf(),
