@@ -62,6 +62,76 @@ pub fn open_catalog(path: &Path) -> Result<Arc<Catalog>> {
     Ok(Arc::new(Catalog::open(path)?))
 }
 
+/// The canonical mountpoint, if it is a directory that no musicfs is
+/// mounted on already (FUSE would happily stack a second one on top).
+pub fn check_mountpoint(path: &Path) -> Result<PathBuf> {
+    let canonical = std::fs::canonicalize(path).map_err(|e| {
+        let hint = if e.raw_os_error() == Some(libc::ENOTCONN) {
+            format!(" (a dead FUSE mount: fusermount3 -u {})", path.display())
+        } else {
+            String::new()
+        };
+        Error::Usage(format!("mountpoint {}: {e}{hint}", path.display()))
+    })?;
+    if !canonical.is_dir() {
+        return Err(Error::Usage(format!(
+            "mountpoint {} is not a directory",
+            path.display()
+        )));
+    }
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    if mounted_musicfs(&mountinfo).any(|p| p == canonical) {
+        return Err(Error::Daemon(format!(
+            "{} is already a musicfs mount (musicfs shutdown, or fusermount3 -u {})",
+            canonical.display(),
+            canonical.display()
+        )));
+    }
+    Ok(canonical)
+}
+
+/// Mount points of musicfs filesystems in a /proc/self/mountinfo text.
+fn mounted_musicfs(mountinfo: &str) -> impl Iterator<Item = PathBuf> + '_ {
+    mountinfo.lines().filter_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        let fstype = right.split(' ').next()?;
+        let source = right.split(' ').nth(1).unwrap_or("");
+        let is_musicfs =
+            fstype == "fuse.musicfs" || (fstype.starts_with("fuse") && source == "musicfs");
+        if !is_musicfs {
+            return None;
+        }
+        left.split(' ')
+            .nth(4)
+            .map(|p| PathBuf::from(unescape_mountinfo(p)))
+    })
+}
+
+/// mountinfo writes space, tab, newline and backslash as `\ooo` octal.
+fn unescape_mountinfo(field: &str) -> std::ffi::OsString {
+    use std::os::unix::ffi::OsStringExt;
+    let b = field.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = (b[i] == b'\\' && i + 3 < b.len())
+            .then(|| &b[i + 1..i + 4])
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)))
+            .and_then(|d| {
+                let v = d.iter().fold(0u32, |acc, c| acc * 8 + u32::from(c - b'0'));
+                u8::try_from(v).ok()
+            });
+        if let Some(byte) = octal {
+            out.push(byte);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    std::ffi::OsString::from_vec(out)
+}
+
 /// Scan options from the config.
 pub fn scan_options(config: &Config) -> ScanOptions {
     ScanOptions {
@@ -126,14 +196,7 @@ pub fn build_origins(
 fn run_inner(config: &Config, req: &MountRequest, ready: &mut Option<Ready>) -> Result<()> {
     let started = Instant::now();
     let template = Template::parse(&config.template)?;
-    let mountpoint = std::fs::canonicalize(&req.mountpoint)
-        .map_err(|e| Error::Usage(format!("mountpoint {}: {e}", req.mountpoint.display())))?;
-    if !mountpoint.is_dir() {
-        return Err(Error::Usage(format!(
-            "mountpoint {} is not a directory",
-            mountpoint.display()
-        )));
-    }
+    let mountpoint = check_mountpoint(&req.mountpoint)?;
     crate::socket::prepare(&config.socket)?;
     let catalog = open_catalog(&config.catalog)?;
     let source = req.source.as_deref().map(|p| (req.name.as_str(), p));
@@ -399,5 +462,19 @@ fn unmount(mounted: Arc<Mounted>, busy: bool) {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::warn!("unmount: {e}"),
         Err(_) => tracing::warn!("FUSE session did not end within {grace:?}; exiting anyway"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_musicfs_mounts_in_mountinfo() {
+        let text = "36 27 0:31 / /tmp rw - tmpfs tmpfs rw\n\
+            42 27 0:39 / /mnt/my\\040music ro,nosuid - fuse.musicfs musicfs ro,user_id=0\n\
+            43 27 0:40 / /mnt/other ro - fuse.sshfs host:/x ro\n";
+        let found: Vec<PathBuf> = mounted_musicfs(text).collect();
+        assert_eq!(found, vec![PathBuf::from("/mnt/my music")]);
     }
 }

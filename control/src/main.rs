@@ -112,13 +112,7 @@ fn mount(m: &MountArgs, config: &Config) -> Result<()> {
     }
     // Cheap checks here, so mistakes get status 2 without a daemon start.
     Template::parse(&config.template).map_err(musicfs_control::Error::from)?;
-    if !mountpoint.is_dir() {
-        return Err(musicfs_control::Error::Usage(format!(
-            "mountpoint {} is not a directory",
-            mountpoint.display()
-        ))
-        .into());
-    }
+    daemon::check_mountpoint(&mountpoint)?;
     if let Some(src) = &source {
         if !src.is_dir() {
             return Err(musicfs_control::Error::Usage(format!(
