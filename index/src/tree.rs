@@ -18,7 +18,7 @@
 //! come and go.
 use crate::catalog::{FileId, TreeChanges, ROOT_INO};
 use crate::fields::{FileFields, FileInfo};
-use crate::template::{truncate_utf8, with_suffix, MAX_NAME_BYTES as NAME_MAX};
+use crate::template::{sanitize_component, with_suffix, MAX_NAME_BYTES as NAME_MAX};
 use rusqlite::{params, Connection};
 use std::collections::{BTreeSet, HashMap};
 use xxhash_rust::xxh3::xxh3_64;
@@ -185,7 +185,14 @@ fn render_all(conn: &Connection, render: &mut Render<'_>) -> rusqlite::Result<Ve
         );
         if components.is_empty() {
             // A template engine never returns nothing, but a file must land somewhere.
-            components.push(truncate_utf8(&info.filename(), NAME_MAX).to_string());
+            components.push(info.filename());
+        }
+        // The template engine sanitises; checking again here keeps the
+        // tree's invariants (what the kernel will be told) whatever renders.
+        for c in &mut components {
+            if !is_valid_name(c) {
+                *c = sanitize_component(c, "_");
+            }
         }
         let mut identity_src = info.origin_id.to_le_bytes().to_vec();
         identity_src.extend_from_slice(&info.rel_path);
@@ -199,6 +206,16 @@ fn render_all(conn: &Connection, render: &mut Render<'_>) -> rusqlite::Result<Ve
         });
     }
     Ok(placed)
+}
+
+/// A name the kernel can be given: not empty, `.` or `..`, no `/` or NUL,
+/// at most 255 bytes.
+fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && name.len() <= NAME_MAX
+        && !name.bytes().any(|b| b == b'/' || b == 0)
 }
 
 /// Builds the wanted tree (index 0 is the root). Directories first, then
@@ -420,6 +437,17 @@ fn apply(conn: &Connection, wanted: &[Wanted]) -> rusqlite::Result<TreeChanges> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn name_validity() {
+        for bad in ["", ".", "..", "a/b", "a\0b"] {
+            assert!(!is_valid_name(bad), "{bad:?}");
+        }
+        assert!(!is_valid_name(&"x".repeat(256)));
+        for good in ["a", "...", ".hidden", "é", &"x".repeat(255)] {
+            assert!(is_valid_name(good), "{good:?}");
+        }
+    }
 
     #[test]
     fn suffix_goes_before_extension_within_name_max() {

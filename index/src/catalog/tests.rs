@@ -787,3 +787,31 @@ fn sync_100k_files_timing() {
     drop(Catalog::open(cat.path()).expect("reopen"));
     eprintln!("reopen with {total} files: {:?}", started.elapsed());
 }
+
+#[test]
+fn a_careless_renderer_cannot_break_the_tree() {
+    let (_d, cat) = open_temp();
+    let o = cat.ensure_origin("m", "local", "/m").expect("origin");
+    cat.apply_scan(
+        o,
+        &[
+            up("a.flac", stamp(1, 1), &[]),
+            up("b.flac", stamp(2, 2), &[]),
+        ],
+        &[],
+        &[],
+    )
+    .expect("scan");
+    let mut bad = |_: &FileFields<'_>, _: &str| -> Vec<String> {
+        vec!["..".into(), "".into(), "a/b\0c".into(), "x".repeat(300)]
+    };
+    cat.sync_tree_with("bad", &mut bad).expect("sync");
+    let tree = walk(&cat);
+    assert_eq!(tree.len(), 5, "3 dirs and 2 files: {tree:?}");
+    for (path, ino) in &tree {
+        let n = cat.node(*ino).expect("node").expect("exists");
+        assert!(!n.name.is_empty() && n.name.len() <= 255, "{path}");
+        assert!(n.name != b"." && n.name != b"..", "{path}");
+        assert!(!n.name.contains(&b'/') && !n.name.contains(&0), "{path}");
+    }
+}
