@@ -33,10 +33,25 @@ pub enum Error {
     /// A daemon already answers on the control socket.
     #[error("a daemon already answers on {}; stop it first (musicfs shutdown)", socket.display())]
     SocketBusy { socket: PathBuf },
-    #[error("control request failed: {0}")]
-    Rpc(#[from] tonic::Status),
+    /// The daemon answered a request with an error.
+    #[error("{message}")]
+    Rpc { code: tonic::Code, message: String },
     #[error("{0}")]
     Daemon(String),
+}
+
+impl From<tonic::Status> for Error {
+    fn from(s: tonic::Status) -> Error {
+        let message = if s.message().is_empty() {
+            format!("control request failed: {}", s.code())
+        } else {
+            s.message().to_string()
+        };
+        Error::Rpc {
+            code: s.code(),
+            message,
+        }
+    }
 }
 
 impl Error {
