@@ -274,9 +274,10 @@ fn build_wanted(placed: Vec<Placed>) -> Vec<Wanted> {
     }
     // New inodes are handed out in walk order; by name gives a tidy readdir
     // order to programs that do not sort.
-    let names: Vec<Vec<u8>> = tree.iter().map(|w| w.name.clone()).collect();
-    for node in &mut tree {
-        node.children.sort_by(|&a, &b| names[a].cmp(&names[b]));
+    for i in 0..tree.len() {
+        let mut children = std::mem::take(&mut tree[i].children);
+        children.sort_by(|&a, &b| tree[a].name.cmp(&tree[b].name));
+        tree[i].children = children;
     }
     tree
 }
