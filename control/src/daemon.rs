@@ -15,7 +15,7 @@ use crate::detach::Ready;
 use crate::error::{Error, Result};
 use crate::scanner::{origin_table, ScanTarget, Scanner};
 use crate::service::{self, DaemonState, StopCause};
-use musicfs_fusefs::{FsConfig, FsStats, Mounted};
+use musicfs_fusefs::{FsConfig, FsStats, Mounted, OriginTable};
 use musicfs_index::scan::ScanOptions;
 use musicfs_index::{Catalog, OriginId, Template};
 use musicfs_origins::{LocalOrigin, Origin, WatchGuard};
@@ -143,14 +143,13 @@ pub fn scan_options(config: &Config) -> ScanOptions {
 /// Makes `LocalOrigin`s of the origins to scan and catalog rows for them.
 /// Served: the config's `[[origins]]` plus `source` (replacing a config
 /// origin of the same name); when that is empty, the local origins the
-/// catalog already knows. Other catalogued local origins are returned as
-/// read-only extras, so their files in the tree stay readable.
-#[allow(clippy::type_complexity)]
+/// catalog already knows. Does not count the catalog's files unless it has
+/// to (that is what keeps mount time flat).
 pub fn build_origins(
     catalog: &Catalog,
     config: &Config,
     source: Option<(&str, &Path)>,
-) -> Result<(Vec<Arc<ScanTarget>>, Vec<(OriginId, Arc<LocalOrigin>)>)> {
+) -> Result<Vec<Arc<ScanTarget>>> {
     let mut wanted: Vec<(String, PathBuf)> = config
         .origins
         .iter()
@@ -160,12 +159,12 @@ pub fn build_origins(
         wanted.retain(|(n, _)| n != name);
         wanted.push((name.to_string(), path.to_path_buf()));
     }
-    let known = catalog.origins()?;
     if wanted.is_empty() {
-        wanted = known
-            .iter()
+        wanted = catalog
+            .origins()?
+            .into_iter()
             .filter(|o| o.kind == "local")
-            .map(|o| (o.name.clone(), PathBuf::from(&o.location)))
+            .map(|o| (o.name, PathBuf::from(o.location)))
             .collect();
     }
     if wanted.is_empty() {
@@ -180,9 +179,19 @@ pub fn build_origins(
         let id = catalog.ensure_origin(name, origin.kind().as_str(), &origin.location())?;
         targets.push(Arc::new(ScanTarget::new(id, Arc::new(origin))));
     }
+    Ok(targets)
+}
+
+/// Catalogued local origins that are not served (not scanned, not
+/// watched) but whose files are still in the tree: registered for reading
+/// so those files stay readable.
+pub fn unserved_origins(
+    catalog: &Catalog,
+    served: &[Arc<ScanTarget>],
+) -> Result<Vec<(OriginId, Arc<LocalOrigin>)>> {
     let mut extra = Vec::new();
-    for row in known {
-        if row.kind != "local" || wanted.iter().any(|(n, _)| *n == row.name) {
+    for row in catalog.origins()? {
+        if row.kind != "local" || served.iter().any(|t| t.id == row.id) {
             continue;
         }
         match LocalOrigin::new(row.name.clone(), &row.location) {
@@ -190,7 +199,7 @@ pub fn build_origins(
             Err(e) => tracing::warn!(origin = row.name, "catalogued origin not readable: {e}"),
         }
     }
-    Ok((targets, extra))
+    Ok(extra)
 }
 
 fn run_inner(config: &Config, req: &MountRequest, ready: &mut Option<Ready>) -> Result<()> {
@@ -199,8 +208,10 @@ fn run_inner(config: &Config, req: &MountRequest, ready: &mut Option<Ready>) -> 
     let mountpoint = check_mountpoint(&req.mountpoint)?;
     crate::socket::prepare(&config.socket)?;
     let catalog = open_catalog(&config.catalog)?;
+    tracing::debug!("catalog open at {:?}", started.elapsed());
     let source = req.source.as_deref().map(|p| (req.name.as_str(), p));
-    let (targets, extra) = build_origins(&catalog, config, source)?;
+    let targets = build_origins(&catalog, config, source)?;
+    tracing::debug!("origins ready at {:?}", started.elapsed());
     let scanner = Arc::new(Scanner::new(
         catalog.clone(),
         template,
@@ -217,10 +228,10 @@ fn run_inner(config: &Config, req: &MountRequest, ready: &mut Option<Ready>) -> 
         allow_other: config.fuse.allow_other,
         fsname: "musicfs".into(),
     };
-    let table = origin_table(scanner.targets(), extra);
+    let table = origin_table(scanner.targets());
     let mounted = musicfs_fusefs::mount(
         catalog.clone(),
-        table,
+        table.clone(),
         fs_config,
         stats.clone(),
         &mountpoint,
@@ -266,6 +277,7 @@ fn run_inner(config: &Config, req: &MountRequest, ready: &mut Option<Ready>) -> 
         config,
         state.clone(),
         mounted.clone(),
+        table,
         stop_rx,
         ready,
     ));
@@ -293,6 +305,7 @@ async fn serve_until_stop(
     config: &Config,
     state: Arc<DaemonState>,
     mounted: Arc<Mounted>,
+    table: OriginTable,
     mut stop_rx: mpsc::UnboundedReceiver<StopCause>,
     ready: &mut Option<Ready>,
 ) -> Result<StopCause> {
@@ -328,7 +341,12 @@ async fn serve_until_stop(
             .map_err(|e| Error::io("start the unmount watcher", e))?;
     }
     let guards: Arc<Mutex<Vec<Box<dyn WatchGuard>>>> = Arc::default();
-    start_background(state.scanner.clone(), state.catalog.clone(), guards.clone());
+    start_background(
+        state.scanner.clone(),
+        state.catalog.clone(),
+        table,
+        guards.clone(),
+    );
 
     let cause = tokio::select! {
         c = stop_rx.recv() => c.unwrap_or(StopCause::Signal),
@@ -358,16 +376,28 @@ async fn serve_until_stop(
     Ok(cause)
 }
 
-/// Starts, on plain threads: the tree rebuild if the template changed, the
-/// watchers, and one full incremental scan per origin.
+/// Starts, on plain threads: the registration of unserved origins, the
+/// tree rebuild if the template changed, the watchers, and one full
+/// incremental scan per origin.
 fn start_background(
     scanner: Arc<Scanner>,
     catalog: Arc<Catalog>,
+    table: OriginTable,
     guards: Arc<Mutex<Vec<Box<dyn WatchGuard>>>>,
 ) {
     let spawned = std::thread::Builder::new()
         .name("musicfs-scan".into())
         .spawn(move || {
+            match unserved_origins(&catalog, scanner.targets()) {
+                Ok(extra) => {
+                    let mut t = table.write().unwrap_or_else(|e| e.into_inner());
+                    for (id, origin) in extra {
+                        tracing::info!(origin = origin.name(), "serving reads only (not scanned)");
+                        t.insert(id, origin);
+                    }
+                }
+                Err(e) => tracing::warn!("cannot list catalogued origins: {e}"),
+            }
             match catalog.tree_template() {
                 Ok(Some(t)) if t == scanner.template().source() => {}
                 Ok(previous) => {
@@ -386,8 +416,10 @@ fn start_background(
                 start_watcher(&scanner, target, &guards);
             }
             for target in scanner.targets() {
-                if let Err(e) = scanner.full_scan(target, &|_| {}) {
-                    tracing::error!(origin = target.name(), "scan failed: {e}");
+                match scanner.full_scan(target, &|_| {}) {
+                    Ok(_) => {}
+                    Err(_) if scanner.cancelled() => return,
+                    Err(e) => tracing::error!(origin = target.name(), "scan failed: {e}"),
                 }
             }
         });
@@ -428,8 +460,12 @@ fn start_watcher(
             while let Ok(first) = rx.recv() {
                 let mut batch = vec![first];
                 batch.extend(rx.try_iter());
-                if let Err(e) = scanner.apply_changes(&target, batch) {
-                    tracing::warn!(origin = target.name(), "applying changes failed: {e}");
+                match scanner.apply_changes(&target, batch) {
+                    Ok(_) => {}
+                    Err(_) if scanner.cancelled() => return,
+                    Err(e) => {
+                        tracing::warn!(origin = target.name(), "applying changes failed: {e}")
+                    }
                 }
             }
         });

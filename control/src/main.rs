@@ -192,7 +192,7 @@ fn scan(config: &Config, name: &str, source: &std::path::Path) -> Result<()> {
     // Only the directory given is scanned, not the config's origins.
     let mut only = config.clone();
     only.origins.clear();
-    let (targets, _) = daemon::build_origins(&catalog, &only, Some((name, source)))?;
+    let targets = daemon::build_origins(&catalog, &only, Some((name, source)))?;
     let scanner = Scanner::new(catalog, template, daemon::scan_options(config), targets);
     let target = scanner.target(name).cloned().context("origin vanished")?;
     let progress = Progress::new(&format!("scanning {}", source.display()));

@@ -130,7 +130,8 @@ impl Scanner {
     pub fn cancel(&self) {
         self.cancel.store(true, Ordering::SeqCst);
     }
-    fn cancelled(&self) -> bool {
+    /// [`cancel`](Self::cancel) was called: scans end early, on purpose.
+    pub fn cancelled(&self) -> bool {
         self.cancel.load(Ordering::SeqCst)
     }
 
@@ -186,6 +187,11 @@ impl Scanner {
             &record,
             &self.cancel,
         )?;
+        if self.cancelled() {
+            // Shutting down: what was read is saved; the tree sync can wait
+            // for the next start (it runs after every scan).
+            return Err(Error::Daemon("shutting down".into()));
+        }
         if !report.cancelled {
             self.catalog.mark_scanned(target.id)?;
         }
@@ -287,18 +293,12 @@ fn open_fn(
     }
 }
 
-/// The origins table the filesystem reads through, built from the targets
-/// plus read-only extras (catalogued origins that are not scanned).
-pub fn origin_table(
-    targets: &[Arc<ScanTarget>],
-    extra: Vec<(OriginId, Arc<LocalOrigin>)>,
-) -> musicfs_fusefs::OriginTable {
-    let mut map: std::collections::HashMap<OriginId, Arc<dyn Origin>> = extra
-        .into_iter()
-        .map(|(id, o)| (id, o as Arc<dyn Origin>))
+/// The origins table the filesystem reads through, holding the targets;
+/// more (read-only) origins can be added later.
+pub fn origin_table(targets: &[Arc<ScanTarget>]) -> musicfs_fusefs::OriginTable {
+    let map: std::collections::HashMap<OriginId, Arc<dyn Origin>> = targets
+        .iter()
+        .map(|t| (t.id, t.origin.clone() as Arc<dyn Origin>))
         .collect();
-    for t in targets {
-        map.insert(t.id, t.origin.clone() as Arc<dyn Origin>);
-    }
     Arc::new(RwLock::new(map))
 }
