@@ -6,13 +6,17 @@
 //!
 //! Every unknown key in the file and every unknown `MUSICFS_*` variable is an
 //! error naming it, so a typo never silently falls back to a default.
+//! A leading `~/` in a path from the file or the environment means the home
+//! directory; nothing else is expanded.
 //!
-//! A complete file, with the defaults:
+//! A complete file, with the defaults (`socket` defaults to
+//! `$XDG_RUNTIME_DIR/musicfs/control.sock`, or `~/.cache/musicfs/control.sock`
+//! without `XDG_RUNTIME_DIR`; `musicfs config show` prints the values in effect):
 //!
 //! ```toml
 //! catalog = "~/.local/share/musicfs/catalog.db"
 //! cache_dir = "~/.cache/musicfs"
-//! socket = "$XDG_RUNTIME_DIR/musicfs/control.sock"
+//! socket = "/run/user/1000/musicfs/control.sock"
 //! log_file = "~/.local/state/musicfs/musicfs.log"
 //! log_level = "info"
 //! template = "$albumartist/$album/%if{$track,%if{$multidisc,$disc-}$track - }$title"
@@ -372,9 +376,28 @@ impl Config {
             }
         };
         Overrides::from_env(&sources.env)?.apply(&mut config);
+        config.expand_home(dirs::home_dir().as_deref());
         sources.flags.apply(&mut config);
         config.validate()?;
         Ok(config)
+    }
+
+    /// `~/x` → `$HOME/x` in every path (file and environment values; the
+    /// shell has already done this for flags).
+    fn expand_home(&mut self, home: Option<&Path>) {
+        let Some(home) = home else { return };
+        let expand = |p: &mut PathBuf| {
+            if let Ok(rest) = p.strip_prefix("~") {
+                *p = home.join(rest);
+            }
+        };
+        expand(&mut self.catalog);
+        expand(&mut self.cache_dir);
+        expand(&mut self.socket);
+        expand(&mut self.log_file);
+        for o in &mut self.origins {
+            expand(&mut o.path);
+        }
     }
 
     /// Parses a config file's text; errors name the line and the key.
@@ -682,6 +705,23 @@ mod tests {
         .expect_err("missing");
         assert!(err.is_usage());
         assert!(err.to_string().contains("/nonexistent/musicfs.toml"));
+    }
+
+    #[test]
+    fn tilde_means_home_in_file_and_env_values() {
+        let mut c = Config::from_toml(
+            "catalog = \"~/c.db\"\nsocket = \"/abs/~/s\"\n[[origins]]\nname = \"m\"\npath = \"~/Music\"\n",
+            Path::new("t.toml"),
+        )
+        .expect("parse");
+        c.expand_home(Some(Path::new("/home/u")));
+        assert_eq!(c.catalog, PathBuf::from("/home/u/c.db"));
+        assert_eq!(
+            c.socket,
+            PathBuf::from("/abs/~/s"),
+            "only a leading ~ expands"
+        );
+        assert_eq!(c.origins[0].path, PathBuf::from("/home/u/Music"));
     }
 
     #[test]
