@@ -66,6 +66,21 @@ impl Ready {
     }
 }
 
+/// The child's arguments: ours plus `--foreground --ready-fd FD`, placed
+/// before a `--` (after which they would be taken as positionals).
+fn child_args(args: &[OsString], fd: i32) -> Vec<OsString> {
+    let extra = [
+        OsString::from("--foreground"),
+        OsString::from("--ready-fd"),
+        OsString::from(fd.to_string()),
+    ];
+    let at = args.iter().position(|a| a == "--").unwrap_or(args.len());
+    let mut out = args[..at].to_vec();
+    out.extend(extra);
+    out.extend_from_slice(&args[at..]);
+    out
+}
+
 /// Starts the daemon detached and waits until it is mounted. Returns its pid.
 /// `args` are this process's arguments without the program name.
 pub fn spawn_detached(args: &[OsString], log_file: &Path) -> Result<u32> {
@@ -94,10 +109,7 @@ pub fn spawn_detached(args: &[OsString], log_file: &Path) -> Result<u32> {
     .map_err(|e| Error::io("set up readiness pipe", e.into()))?;
 
     let mut cmd = Command::new(&exe);
-    cmd.args(args)
-        .arg("--foreground")
-        .arg("--ready-fd")
-        .arg(write_end.as_raw_fd().to_string())
+    cmd.args(child_args(args, write_end.as_raw_fd()))
         .stdin(Stdio::null())
         .stdout(Stdio::from(log))
         .stderr(Stdio::from(log2));
@@ -151,4 +163,40 @@ pub fn spawn_detached(args: &[OsString], log_file: &Path) -> Result<u32> {
         "the daemon exited before mounting ({status}); see {}",
         log_file.display()
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os(v: &[&str]) -> Vec<OsString> {
+        v.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn readiness_flags_go_before_a_double_dash() {
+        assert_eq!(
+            child_args(&os(&["mount", "/a", "/b"]), 7),
+            os(&["mount", "/a", "/b", "--foreground", "--ready-fd", "7"])
+        );
+        assert_eq!(
+            child_args(&os(&["mount", "--", "/a", "/b"]), 7),
+            os(&["mount", "--foreground", "--ready-fd", "7", "--", "/a", "/b"])
+        );
+    }
+
+    #[test]
+    fn child_args_parse_as_a_foreground_mount() {
+        use clap::Parser;
+        let args = child_args(&os(&["--socket", "/s", "mount", "--", "/a", "/b"]), 9);
+        let cli =
+            crate::cli::Cli::try_parse_from(std::iter::once(OsString::from("musicfs")).chain(args))
+                .expect("parse");
+        let crate::cli::Command::Mount(m) = cli.command else {
+            panic!("not a mount")
+        };
+        assert!(m.foreground);
+        assert_eq!(m.ready_fd, Some(9));
+        assert_eq!(m.source_and_mountpoint(), (Some("/a".into()), "/b".into()));
+    }
 }
