@@ -439,6 +439,7 @@ impl Catalog {
                  RETURNING id",
             )?;
             let mut clear_tags = c.prepare_cached("DELETE FROM tags WHERE file_id = ?1")?;
+            let mut forget_path = c.prepare_cached("DELETE FROM rendered WHERE file_id = ?1")?;
             let mut add_tag = c.prepare_cached(
                 "INSERT INTO tags (file_id, idx, key, value) VALUES (?1, ?2, ?3, ?4)",
             )?;
@@ -475,6 +476,7 @@ impl Catalog {
                     |r| r.get(0),
                 )?;
                 clear_tags.execute([id])?;
+                forget_path.execute([id])?;
                 for (idx, (key, value)) in scanned.tags.iter().enumerate() {
                     add_tag.execute(params![id, idx as i64, key, value])?;
                 }
@@ -565,6 +567,14 @@ impl Catalog {
         let mut render =
             |fields: &crate::fields::FileFields<'_>, ext: &str| template.render(fields, ext);
         self.sync_tree_with(template.source(), &mut render)
+    }
+
+    /// [`Catalog::sync_tree`], but renders every file afresh instead of
+    /// trusting the cached paths of unchanged files (the cache is keyed by
+    /// template and musicfs version; this is the escape hatch).
+    pub fn rebuild_tree(&self, template: &Template) -> Result<TreeChanges> {
+        self.write(tree::forget_rendered)?;
+        self.sync_tree(template)
     }
 
     pub(crate) fn sync_tree_with(

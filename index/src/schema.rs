@@ -20,7 +20,13 @@
 //!   so numbers are never reused; the root is `ino` 1 with `parent` 0.
 //!   `kind` 0 = directory, 1 = file. `(parent, name)` is unique (lookup);
 //!   `(parent, ino)` serves keyset readdir.
-//! - `meta`: small key/value settings (the tree's template source).
+//! - `meta`: small key/value settings (the tree's template source, the files
+//!   version the tree was synced at).
+//!
+//! Added in v2:
+//! - `rendered`: each file's rendered path components joined by `/`, valid
+//!   for the template in `meta.render_key`. Whoever changes a file's row or
+//!   tags must delete its `rendered` row (deleting the file cascades).
 use crate::{Error, Result};
 use rusqlite::Connection;
 
@@ -91,6 +97,14 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX nodes_file ON nodes (file_id) WHERE file_id IS NOT NULL;
 
     INSERT INTO nodes (ino, parent, name, kind) VALUES (1, 0, x'', 0);
+    "#,
+    // v1 -> v2: a cache of each file's rendered virtual path, so a tree sync
+    // after a few live changes renders only those files.
+    r#"
+    CREATE TABLE rendered (
+        file_id INTEGER PRIMARY KEY REFERENCES files(id) ON DELETE CASCADE,
+        path    BLOB NOT NULL
+    );
     "#,
 ];
 
@@ -163,6 +177,31 @@ mod tests {
         assert_eq!(root, (1, 0));
         // A second run must not re-execute the CREATE statements.
         migrate(&mut conn, ":memory:").expect("second migrate");
+    }
+
+    #[test]
+    fn v1_catalog_upgrades_in_place() {
+        let mut conn = mem();
+        migrate_with(&mut conn, "t", &MIGRATIONS[..1]).expect("v1");
+        conn.execute_batch(
+            "INSERT INTO origins (name, kind, location) VALUES ('m', 'local', '/m');
+             INSERT INTO nodes (parent, name, kind) VALUES (1, x'41', 0);",
+        )
+        .expect("v1 data");
+        migrate(&mut conn, "t").expect("to current");
+        assert_eq!(user_version(&conn).expect("version"), CURRENT_VERSION);
+        let kept: i64 = conn
+            .query_row("SELECT count(*) FROM nodes", [], |r| r.get(0))
+            .expect("nodes");
+        assert_eq!(kept, 2, "root and the v1 node survive");
+        let rendered: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'rendered'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("query");
+        assert_eq!(rendered, 1, "v2 added the rendered-path cache");
     }
 
     #[test]

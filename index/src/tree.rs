@@ -10,6 +10,11 @@
 //! deleted. So an entry keeps its inode exactly as long as its full virtual
 //! path survives, whatever the template.
 //!
+//! Rendering is cached: `rendered` keeps each file's path for the current
+//! template (and musicfs version); `apply_scan` drops a file's entry when
+//! the file changes, so a sync after a few live changes renders only those
+//! files. A sync when neither files nor template changed returns at once.
+//!
 //! Collisions: files are placed in `FileId` order, so the oldest file keeps
 //! the plain name; a later file whose name is taken (by a file or by a
 //! directory) gets ` (xxxxxxxx)` before its extension, the first 8 hex digits
@@ -104,6 +109,26 @@ fn set_meta(conn: &Connection, key: &str, value: &str) -> rusqlite::Result<()> {
     .map(drop)
 }
 
+/// `meta` key: what the cached paths in `rendered` were rendered with.
+const META_RENDER_KEY: &str = "render_key";
+
+/// What a cached rendered path depends on besides the file: the template
+/// and the code that renders it (a new musicfs may render differently).
+fn render_key(template_source: &str) -> String {
+    format!("{template_source}\n{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// Forgets every cached rendered path, so the next [`sync`] renders all
+/// files again.
+pub(crate) fn forget_rendered(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute("DELETE FROM rendered", [])?;
+    conn.execute(
+        "DELETE FROM meta WHERE key IN (?1, ?2)",
+        params![META_RENDER_KEY, META_TREE_FILES_VERSION],
+    )?;
+    Ok(())
+}
+
 /// Syncs the tree; `conn` must be inside a write transaction. When neither
 /// the files nor the template changed since the last sync, the tree is
 /// already right and nothing is read (a rescan that found no change, a
@@ -114,33 +139,57 @@ pub(crate) fn sync(
     render: &mut Render<'_>,
 ) -> rusqlite::Result<TreeChanges> {
     let files_version = get_meta(conn, META_FILES_VERSION)?.unwrap_or_else(|| "0".to_string());
-    let up_to_date = get_meta(conn, META_TEMPLATE)?.as_deref() == Some(template_source)
-        && get_meta(conn, META_TREE_FILES_VERSION)?.as_deref() == Some(files_version.as_str());
-    if up_to_date {
+    let key = render_key(template_source);
+    let same_render = get_meta(conn, META_RENDER_KEY)?.as_deref() == Some(key.as_str());
+    if same_render
+        && get_meta(conn, META_TREE_FILES_VERSION)?.as_deref() == Some(files_version.as_str())
+    {
         return Ok(TreeChanges::default());
+    }
+    if !same_render {
+        conn.execute("DELETE FROM rendered", [])?;
     }
     let placed = render_all(conn, render)?;
     let wanted = build_wanted(placed);
     let changes = apply(conn, &wanted)?;
     set_meta(conn, META_TEMPLATE, template_source)?;
+    set_meta(conn, META_RENDER_KEY, &key)?;
     set_meta(conn, META_TREE_FILES_VERSION, &files_version)?;
     Ok(changes)
 }
 
-/// Streams files and their tags (two cursors merged on file id, both in id
-/// order) and renders each file; tags are dropped as soon as the file's path
-/// is known, so memory stays at one file's tags plus the rendered paths.
+/// Gives every file its path components: from the `rendered` cache when the
+/// file did not change since it was rendered, otherwise by rendering it
+/// (and caching the result).
+///
+/// Tags of the files to render come from one ordered scan of `tags` merged
+/// with the files on file id when many files need rendering (a first sync,
+/// a template change), or from point queries when few do (live changes).
 fn render_all(conn: &Connection, render: &mut Render<'_>) -> rusqlite::Result<Vec<Placed>> {
-    let mut files_stmt = conn.prepare(
-        "SELECT id, origin_id, rel_path, size, mtime_ns, format, duration_ms,
-                bitrate, sample_rate, channels, bit_depth
-         FROM files ORDER BY id",
+    let (total, missing): (i64, i64) = conn.query_row(
+        "SELECT count(*), count(*) - (SELECT count(*) FROM rendered) FROM files",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
-    let mut tags_stmt =
+    let bulk_tags = missing * 8 > total;
+    let mut files_stmt = conn.prepare(
+        "SELECT f.id, f.origin_id, f.rel_path, f.size, f.mtime_ns, f.format, f.duration_ms,
+                f.bitrate, f.sample_rate, f.channels, f.bit_depth, r.path
+         FROM files f LEFT JOIN rendered r ON r.file_id = f.id
+         ORDER BY f.id",
+    )?;
+    let mut tags_scan =
         conn.prepare("SELECT file_id, key, value FROM tags ORDER BY file_id, idx")?;
-    let mut tag_rows = tags_stmt.query([])?;
+    let mut tags_of =
+        conn.prepare("SELECT key, value FROM tags WHERE file_id = ?1 ORDER BY idx")?;
+    let mut tag_rows = if bulk_tags {
+        Some(tags_scan.query([])?)
+    } else {
+        None
+    };
     let mut pending_tag: Option<(FileId, String, String)> = None;
-    let mut placed = Vec::new();
+    let mut placed = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
+    let mut newly_rendered = Vec::new();
     let mut file_rows = files_stmt.query([])?;
     while let Some(row) = file_rows.next()? {
         let info = FileInfo {
@@ -156,44 +205,26 @@ fn render_all(conn: &Connection, render: &mut Render<'_>) -> rusqlite::Result<Ve
             channels: row.get(9)?,
             bit_depth: row.get(10)?,
         };
-        let mut tags = Vec::new();
-        loop {
-            if pending_tag.is_none() {
-                pending_tag = match tag_rows.next()? {
-                    Some(t) => Some((t.get(0)?, t.get(1)?, t.get(2)?)),
-                    None => None,
-                };
-            }
-            match pending_tag.take() {
-                // Tags of a file id without a files row cannot exist (foreign
-                // key), but skipping them keeps the merge honest if they did.
-                Some((id, _, _)) if id < info.id => continue,
-                Some((id, key, value)) if id == info.id => tags.push((key, value)),
-                other => {
-                    pending_tag = other;
-                    break;
-                }
-            }
-        }
         let ext = info.ext();
-        let mut components = render(
-            &FileFields {
-                info: &info,
-                tags: &tags,
-            },
-            &ext,
-        );
-        if components.is_empty() {
-            // A template engine never returns nothing, but a file must land somewhere.
-            components.push(info.filename());
-        }
-        // The template engine sanitises; checking again here keeps the
-        // tree's invariants (what the kernel will be told) whatever renders.
-        for c in &mut components {
-            if !is_valid_name(c) {
-                *c = sanitize_component(c, "_");
+        let cached = row
+            .get::<_, Option<Vec<u8>>>(11)?
+            .and_then(|path| String::from_utf8(path).ok())
+            .map(|path| path.split('/').map(str::to_string).collect::<Vec<_>>())
+            .filter(|components| components.iter().all(|c| is_valid_name(c)));
+        let components = match cached {
+            Some(components) => components,
+            None => {
+                let tags = match &mut tag_rows {
+                    Some(rows) => merge_tags(rows, &mut pending_tag, info.id)?,
+                    None => tags_of
+                        .query_map([info.id], |r| Ok((r.get(0)?, r.get(1)?)))?
+                        .collect::<rusqlite::Result<Vec<_>>>()?,
+                };
+                let components = render_one(&info, &tags, &ext, render);
+                newly_rendered.push((info.id, components.join("/")));
+                components
             }
-        }
+        };
         let mut identity_src = info.origin_id.to_le_bytes().to_vec();
         identity_src.extend_from_slice(&info.rel_path);
         placed.push(Placed {
@@ -205,7 +236,73 @@ fn render_all(conn: &Connection, render: &mut Render<'_>) -> rusqlite::Result<Ve
             mtime_ns: info.mtime_ns,
         });
     }
+    drop(file_rows);
+    drop(tag_rows);
+    // Written after the scan: a statement should not read a table that is
+    // being changed under it.
+    let mut cache = conn.prepare(
+        "INSERT INTO rendered (file_id, path) VALUES (?1, ?2)
+         ON CONFLICT (file_id) DO UPDATE SET path = excluded.path",
+    )?;
+    for (id, path) in newly_rendered {
+        cache.execute(params![id, path.as_bytes()])?;
+    }
     Ok(placed)
+}
+
+/// The tags of file `id` from the ordered tag scan `rows`; `pending` holds
+/// the row read past the previous file. Rows of files that need no
+/// rendering are skipped after decoding only their file id.
+fn merge_tags(
+    rows: &mut rusqlite::Rows<'_>,
+    pending: &mut Option<(FileId, String, String)>,
+    id: FileId,
+) -> rusqlite::Result<Vec<(String, String)>> {
+    let mut tags = Vec::new();
+    if let Some((pid, key, value)) = pending.take() {
+        if pid > id {
+            *pending = Some((pid, key, value));
+            return Ok(tags);
+        }
+        if pid == id {
+            tags.push((key, value));
+        }
+    }
+    while let Some(t) = rows.next()? {
+        let tid: FileId = t.get(0)?;
+        if tid < id {
+            continue;
+        }
+        let tag = (t.get(1)?, t.get(2)?);
+        if tid == id {
+            tags.push(tag);
+        } else {
+            *pending = Some((tid, tag.0, tag.1));
+            break;
+        }
+    }
+    Ok(tags)
+}
+
+/// Renders one file, re-checking every component: the template engine
+/// sanitises, but the tree is what the kernel is told, whatever renders.
+fn render_one(
+    info: &FileInfo,
+    tags: &[(String, String)],
+    ext: &str,
+    render: &mut Render<'_>,
+) -> Vec<String> {
+    let mut components = render(&FileFields { info, tags }, ext);
+    if components.is_empty() {
+        // A template engine never returns nothing, but a file must land somewhere.
+        components.push(info.filename());
+    }
+    for c in &mut components {
+        if !is_valid_name(c) {
+            *c = sanitize_component(c, "_");
+        }
+    }
+    components
 }
 
 /// A name the kernel can be given: not empty, `.` or `..`, no `/` or NUL,

@@ -815,3 +815,50 @@ fn a_careless_renderer_cannot_break_the_tree() {
         assert!(!n.name.contains(&b'/') && !n.name.contains(&0), "{path}");
     }
 }
+
+#[test]
+fn cached_paths_follow_retags_and_rebuild_agrees() {
+    let (_d, cat) = open_temp();
+    let o = cat.ensure_origin("m", "local", "/m").expect("origin");
+    let tags = |i: usize, album: &str| -> Vec<(String, String)> {
+        vec![
+            ("artist".into(), "X".into()),
+            ("album".into(), album.into()),
+            ("title".into(), format!("t{i}")),
+        ]
+    };
+    let ups: Vec<Upsert> = (0..20)
+        .map(|i| {
+            let mut f = scanned(&[]);
+            f.tags = tags(i, "P");
+            (format!("{i}.flac").into_bytes(), stamp(1, 1), f)
+        })
+        .collect();
+    cat.apply_scan(o, &ups, &[], &[]).expect("scan");
+    sync_simple(&cat);
+    let before = walk(&cat);
+
+    // One retag among twenty: rendered alone (point query of its tags).
+    let mut f = scanned(&[]);
+    f.tags = tags(7, "Q");
+    cat.apply_scan(o, &[(b"7.flac".to_vec(), stamp(1, 1), f)], &[], &[])
+        .expect("retag");
+    let ch = sync_simple(&cat);
+    assert_eq!(ch.added, 2, "album dir Q and the moved file: {ch:?}");
+    assert!(ino(&cat, "X/Q/t7.flac").is_some());
+    assert_eq!(ino(&cat, "X/P/t7.flac"), None);
+    for (path, i) in &before {
+        if !path.contains("t7.") {
+            assert_eq!(ino(&cat, path.trim_start_matches('/')), Some(*i), "{path}");
+        }
+    }
+    // Rendering everything afresh agrees with the cache.
+    let after = walk(&cat);
+    let template = Template::parse("$artist/$album/$title").expect("parse");
+    cat.sync_tree(&template).expect("real template");
+    let real = walk(&cat);
+    let ch = cat.rebuild_tree(&template).expect("rebuild");
+    assert_eq!((ch.added, ch.removed.len(), ch.modified.len()), (0, 0, 0));
+    assert_eq!(walk(&cat), real);
+    assert_eq!(after, real, "same paths from another template: same inodes");
+}
