@@ -29,7 +29,10 @@ fn mount_returns_quickly_and_serves_the_root_at_once() {
     require_fuse!();
     let env = Env::new();
     let m = env.mount(&corpus().dir, &[]);
-    musicfs_tests::note(&format!("MEASURED musicfs mount returned after {:?}", m.elapsed));
+    musicfs_tests::note(&format!(
+        "MEASURED musicfs mount returned after {:?}",
+        m.elapsed
+    ));
     assert!(
         m.elapsed < Duration::from_secs(10),
         "musicfs mount took {:?}",

@@ -7,4 +7,5 @@ mod lifecycle;
 mod live;
 mod readonly;
 mod reads;
+mod surface;
 mod tree;
