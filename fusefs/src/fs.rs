@@ -167,7 +167,15 @@ impl MusicFs {
         let untouched = node.size == record.stamp.size;
         match origin.local_path(&record.rel_path) {
             Some(path) => {
-                let file = open_local(&path).map_err(|source| Error::Open {
+                // The origin's own confined open when it has one (no symlink
+                // anywhere on the path, nothing outside its root); else ours.
+                let opened = match origin.open_local(&record.rel_path) {
+                    Some(result) => {
+                        result.map_err(|e| std::io::Error::from_raw_os_error(e.errno()))
+                    }
+                    None => open_local(&path),
+                };
+                let file = opened.map_err(|source| Error::Open {
                     path: path.clone(),
                     source,
                 })?;

@@ -76,6 +76,14 @@ pub trait Origin: Send + Sync {
     fn local_path(&self, _rel_path: &[u8]) -> Option<PathBuf> {
         None
     }
+    /// For origins whose files are regular local files: opens one read-only
+    /// (`O_NOATIME` where allowed), confined below the origin's root — no
+    /// `..`, no symlinks followed, only regular files. `None` when this origin
+    /// has no local files. The FUSE layer uses it for passthrough backing fds
+    /// and daemon reads.
+    fn open_local(&self, _rel_path: &[u8]) -> Option<Result<std::fs::File>> {
+        None
+    }
     /// Start watching for changes; changes are sent (debounced) on `tx`
     /// until the guard is dropped. `Ok(None)` if this origin cannot watch.
     fn watch(&self, _tx: Sender<Change>) -> Result<Option<Box<dyn WatchGuard>>> {
