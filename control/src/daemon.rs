@@ -204,6 +204,15 @@ pub fn unserved_origins(
 
 fn run_inner(config: &Config, req: &MountRequest, ready: &mut Option<Ready>) -> Result<()> {
     let started = Instant::now();
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        pid = std::process::id(),
+        catalog = %config.catalog.display(),
+        socket = %config.socket.display(),
+        passthrough = config.fuse.passthrough,
+        template = %config.template,
+        "musicfs daemon starting"
+    );
     let template = Template::parse(&config.template)?;
     let mountpoint = check_mountpoint(&req.mountpoint)?;
     crate::socket::prepare(&config.socket)?;
@@ -376,15 +385,60 @@ async fn serve_until_stop(
     Ok(cause)
 }
 
+/// Set once, waited on by others.
+#[derive(Default)]
+struct Flag {
+    set: Mutex<bool>,
+    cv: std::sync::Condvar,
+}
+
+impl Flag {
+    fn set(&self) {
+        *self.set.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.cv.notify_all();
+    }
+    fn is_set(&self) -> bool {
+        *self.set.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    fn wait(&self) {
+        let mut set = self.set.lock().unwrap_or_else(|e| e.into_inner());
+        while !*set {
+            set = self.cv.wait(set).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
 /// Starts, on plain threads: the registration of unserved origins, the
-/// tree rebuild if the template changed, the watchers, and one full
-/// incremental scan per origin.
+/// tree rebuild if the template changed, one full incremental scan per
+/// origin, and, beside the scan, the watchers (setting up inotify on a
+/// large tree takes seconds; the scan need not wait for it). A scan that
+/// listed the origin before the watchers were up is followed by a second,
+/// cheap one once they are, so no change falls between the two.
 fn start_background(
     scanner: Arc<Scanner>,
     catalog: Arc<Catalog>,
     table: OriginTable,
     guards: Arc<Mutex<Vec<Box<dyn WatchGuard>>>>,
 ) {
+    let watching = Arc::new(Flag::default());
+    {
+        let scanner = scanner.clone();
+        let done = watching.clone();
+        let spawned = std::thread::Builder::new()
+            .name("musicfs-watch-setup".into())
+            .spawn(move || {
+                let started = Instant::now();
+                for target in scanner.targets() {
+                    start_watcher(&scanner, target, &guards);
+                }
+                tracing::info!("watchers up in {:?}", started.elapsed());
+                done.set();
+            });
+        if let Err(e) = spawned {
+            tracing::error!("cannot start the watcher setup thread: {e}");
+            watching.set();
+        }
+    }
     let spawned = std::thread::Builder::new()
         .name("musicfs-scan".into())
         .spawn(move || {
@@ -412,15 +466,21 @@ fn start_background(
                 }
                 Err(e) => tracing::error!("cannot read the tree's template: {e}"),
             }
-            for target in scanner.targets() {
-                start_watcher(&scanner, target, &guards);
-            }
-            for target in scanner.targets() {
-                match scanner.full_scan(target, &|_| {}) {
-                    Ok(_) => {}
-                    Err(_) if scanner.cancelled() => return,
-                    Err(e) => tracing::error!(origin = target.name(), "scan failed: {e}"),
+            let scan_all = || {
+                for target in scanner.targets() {
+                    match scanner.full_scan(target, &|_| {}) {
+                        Ok(_) => {}
+                        Err(_) if scanner.cancelled() => return false,
+                        Err(e) => tracing::error!(origin = target.name(), "scan failed: {e}"),
+                    }
                 }
+                true
+            };
+            let listed_before_watching = !watching.is_set();
+            if scan_all() && listed_before_watching {
+                watching.wait();
+                tracing::info!("rescanning for changes made while the watchers started");
+                scan_all();
             }
         });
     if let Err(e) = spawned {

@@ -266,6 +266,28 @@ async fn status(config: &Config, json: bool) -> Result<()> {
         s.scans_completed,
         if s.scanning { ", scanning now" } else { "" }
     );
+    if s.scanning {
+        let origins = c
+            .list_origins(pb::ListOriginsRequest {})
+            .await
+            .map_err(musicfs_control::Error::from)?
+            .into_inner()
+            .origins;
+        for p in origins.iter().filter_map(|o| o.progress.as_ref()) {
+            println!(
+                "  {}: {}/{} read, {} errors{}",
+                p.origin,
+                p.done,
+                p.total,
+                p.errors,
+                if p.current_path.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", p.current_path)
+                }
+            );
+        }
+    }
     println!(
         "opens:        {} passthrough, {} daemon, {} open now",
         s.passthrough_opens, s.daemon_opens, s.open_handles

@@ -15,6 +15,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::Instant;
 
+/// How often a long full scan syncs the tree while it runs.
+const TREE_SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Called with what a tree sync changed (the mount's `invalidate`).
 pub type Invalidate = Box<dyn Fn(&TreeChanges) + Send + Sync>;
 
@@ -178,15 +181,41 @@ impl Scanner {
             *lock(&target.progress) = Some(p.clone());
             progress(p);
         };
-        let report = scan_origin(
-            &self.catalog,
-            target.id,
-            entries,
-            &open,
-            &self.opts,
-            &record,
-            &self.cancel,
-        )?;
+        // A first scan of a large library takes minutes: sync the tree now
+        // and then meanwhile, so the mount fills up as files are read.
+        let finished = (Mutex::new(false), std::sync::Condvar::new());
+        let report = std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut done = lock(&finished.0);
+                loop {
+                    let (d, _) = finished
+                        .1
+                        .wait_timeout(done, TREE_SYNC_INTERVAL)
+                        .unwrap_or_else(|e| e.into_inner());
+                    done = d;
+                    if *done || self.cancelled() {
+                        return;
+                    }
+                    drop(done);
+                    if let Err(e) = self.sync_tree() {
+                        tracing::warn!(origin = target.name(), "tree sync during scan: {e}");
+                    }
+                    done = lock(&finished.0);
+                }
+            });
+            let report = scan_origin(
+                &self.catalog,
+                target.id,
+                entries,
+                &open,
+                &self.opts,
+                &record,
+                &self.cancel,
+            );
+            *lock(&finished.0) = true;
+            finished.1.notify_all();
+            report
+        })?;
         if self.cancelled() {
             // Shutting down: what was read is saved; the tree sync can wait
             // for the next start (it runs after every scan).
