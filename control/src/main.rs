@@ -64,9 +64,17 @@ fn init_logging(cli: &Cli, config: &Config) {
         (_, LogLevel::Error) => LogLevel::Error,
         _ => LogLevel::Warn,
     };
+    // Debug and trace are for musicfs's own crates; the libraries under
+    // them (lofty logs every tag frame at debug) stay at info.
+    let ours = level.as_str();
+    let base = match level {
+        LogLevel::Debug | LogLevel::Trace => "info",
+        other => other.as_str(),
+    };
     let filter = tracing_subscriber::EnvFilter::new(format!(
-        "{},h2=warn,hyper=warn,hyper_util=warn,tower=warn",
-        level.as_str()
+        "{base},lofty=warn,h2=warn,hyper=warn,hyper_util=warn,tower=warn,\
+         musicfs={ours},musicfs_control={ours},musicfs_index={ours},musicfs_origins={ours},\
+         musicfs_fusefs={ours},musicfs_blockcache={ours}"
     ));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
