@@ -65,29 +65,70 @@ pub fn open_catalog(path: &Path) -> Result<Arc<Catalog>> {
 /// The canonical mountpoint, if it is a directory that no musicfs is
 /// mounted on already (FUSE would happily stack a second one on top).
 pub fn check_mountpoint(path: &Path) -> Result<PathBuf> {
-    let canonical = std::fs::canonicalize(path).map_err(|e| {
-        let hint = if e.raw_os_error() == Some(libc::ENOTCONN) {
-            format!(" (a dead FUSE mount: fusermount3 -u {})", path.display())
-        } else {
-            String::new()
-        };
-        Error::Usage(format!("mountpoint {}: {e}{hint}", path.display()))
-    })?;
+    let dead = |e: &std::io::Error| e.raw_os_error() == Some(libc::ENOTCONN);
+    let first = std::fs::canonicalize(path);
+    if matches!(&first, Err(e) if dead(e)) {
+        clear_dead_mount(path);
+    }
+    let canonical = first
+        .or_else(|_| std::fs::canonicalize(path))
+        .map_err(|e| {
+            let hint = if dead(&e) {
+                format!(" (a dead FUSE mount: fusermount3 -u {})", path.display())
+            } else {
+                String::new()
+            };
+            Error::Usage(format!("mountpoint {}: {e}{hint}", path.display()))
+        })?;
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    if mounted_musicfs(&mountinfo).any(|p| p == canonical) {
+        // Cached attributes can make a dead mount look alive; listing it
+        // needs the daemon.
+        match std::fs::read_dir(&canonical) {
+            Err(e) if dead(&e) => clear_dead_mount(&canonical),
+            _ => {
+                return Err(Error::Daemon(format!(
+                    "{} is already a musicfs mount (musicfs shutdown, or fusermount3 -u {})",
+                    canonical.display(),
+                    canonical.display()
+                )))
+            }
+        }
+    }
     if !canonical.is_dir() {
         return Err(Error::Usage(format!(
             "mountpoint {} is not a directory",
             path.display()
         )));
     }
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    if mounted_musicfs(&mountinfo).any(|p| p == canonical) {
-        return Err(Error::Daemon(format!(
-            "{} is already a musicfs mount (musicfs shutdown, or fusermount3 -u {})",
-            canonical.display(),
-            canonical.display()
-        )));
-    }
     Ok(canonical)
+}
+
+/// A musicfs whose daemon died (SIGKILL, crash) leaves a mount that answers
+/// ENOTCONN; detach it so a new daemon can take its place. Mounts of other
+/// filesystems are left alone.
+fn clear_dead_mount(path: &Path) {
+    let Ok(cwd) = std::env::current_dir() else {
+        return;
+    };
+    let absolute = cwd.join(path);
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    if !mounted_musicfs(&mountinfo).any(|p| p == absolute) {
+        return;
+    }
+    tracing::warn!(mountpoint = %absolute.display(), "detaching the dead mount of a musicfs that is gone");
+    let detached = std::process::Command::new("fusermount3")
+        .arg("-u")
+        .arg("-z")
+        .arg(&absolute)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !detached {
+        if let Err(e) = nix::mount::umount2(&absolute, nix::mount::MntFlags::MNT_DETACH) {
+            tracing::warn!(mountpoint = %absolute.display(), "cannot detach the dead mount: {e}");
+        }
+    }
 }
 
 /// Mount points of musicfs filesystems in a /proc/self/mountinfo text.
