@@ -16,6 +16,18 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+/// `println!` that ends the program quietly when stdout is gone (`musicfs
+/// status | head -1`) instead of panicking; the daemon keeps SIGPIPE ignored,
+/// so this is how a closed pipe shows up.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if writeln!(std::io::stdout(), $($arg)*).is_err() {
+            std::process::exit(0);
+        }
+    }};
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -88,7 +100,7 @@ fn run(cli: Cli, config: Config) -> Result<()> {
         Command::Mount(m) => mount(m, &config),
         Command::Scan(s) => scan(&config, &s.name, &s.source),
         Command::Config(ConfigCommand::Show) => {
-            print!("{}", config.to_toml());
+            out!("{}", config.to_toml().trim_end());
             Ok(())
         }
         Command::Status(s) => client(status(&config, s.json)),
@@ -132,7 +144,7 @@ fn mount(m: &MountArgs, config: &Config) -> Result<()> {
     }
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     let pid = detach::spawn_detached(&args, &config.log_file)?;
-    println!(
+    out!(
         "mounted at {} (daemon pid {pid}; log {})",
         mountpoint.display(),
         config.log_file.display()
@@ -209,7 +221,7 @@ fn scan(config: &Config, name: &str, source: &std::path::Path) -> Result<()> {
     let outcome = outcome?;
     let r = &outcome.report;
     // Errors recorded, not just reread: an unchanged bad file is still bad.
-    println!(
+    out!(
         "scanned {} files ({} new or changed, {} errors) in {:.1} s",
         r.seen,
         r.changed,
@@ -219,13 +231,25 @@ fn scan(config: &Config, name: &str, source: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
+/// How long a quick request (status, origins) may take before the daemon
+/// is reported as not answering.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+async fn unary<T>(
+    call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> Result<T> {
+    match tokio::time::timeout(REQUEST_TIMEOUT, call).await {
+        Ok(reply) => Ok(reply.map_err(musicfs_control::Error::from)?.into_inner()),
+        Err(_) => anyhow::bail!(
+            "the daemon did not answer within {} s",
+            REQUEST_TIMEOUT.as_secs()
+        ),
+    }
+}
+
 async fn status(config: &Config, json: bool) -> Result<()> {
     let mut c = socket::connect(&config.socket).await?;
-    let s = c
-        .get_status(pb::GetStatusRequest { max_errors: 0 })
-        .await
-        .map_err(musicfs_control::Error::from)?
-        .into_inner();
+    let s = unary(c.get_status(pb::GetStatusRequest { max_errors: 0 })).await?;
     if json {
         let errors: Vec<serde_json::Value> = s
             .errors
@@ -254,10 +278,10 @@ async fn status(config: &Config, json: bool) -> Result<()> {
             "passthrough_active": s.passthrough_active,
             "passthrough_unavailable": s.passthrough_unavailable,
         });
-        println!("{v}");
+        out!("{v}");
         return Ok(());
     }
-    println!(
+    out!(
         "mounted:      {}",
         if s.mounted {
             s.mountpoint.as_str()
@@ -265,24 +289,21 @@ async fn status(config: &Config, json: bool) -> Result<()> {
             "no"
         }
     );
-    println!("pid:          {}", s.pid);
-    println!("template:     {}", s.template);
-    println!("origins:      {}", s.origins);
-    println!("files:        {} in {} directories", s.files, s.dirs);
-    println!(
+    out!("pid:          {}", s.pid);
+    out!("template:     {}", s.template);
+    out!("origins:      {}", s.origins);
+    out!("files:        {} in {} directories", s.files, s.dirs);
+    out!(
         "scans:        {} completed{}",
         s.scans_completed,
         if s.scanning { ", scanning now" } else { "" }
     );
     if s.scanning {
-        let origins = c
-            .list_origins(pb::ListOriginsRequest {})
-            .await
-            .map_err(musicfs_control::Error::from)?
-            .into_inner()
+        let origins = unary(c.list_origins(pb::ListOriginsRequest {}))
+            .await?
             .origins;
         for p in origins.iter().filter_map(|o| o.progress.as_ref()) {
-            println!(
+            out!(
                 "  {}: {}/{} read, {} errors{}",
                 p.origin,
                 p.done,
@@ -296,36 +317,38 @@ async fn status(config: &Config, json: bool) -> Result<()> {
             );
         }
     }
-    println!(
+    out!(
         "opens:        {} passthrough, {} daemon, {} open now",
-        s.passthrough_opens, s.daemon_opens, s.open_handles
+        s.passthrough_opens,
+        s.daemon_opens,
+        s.open_handles
     );
     match (&s.passthrough_unavailable, s.passthrough_active) {
-        (Some(why), _) => println!("passthrough:  not in use: {why}"),
-        (None, true) => println!("passthrough:  active"),
-        (None, false) => println!("passthrough:  off"),
+        (Some(why), _) => out!("passthrough:  not in use: {why}"),
+        (None, true) => out!("passthrough:  active"),
+        (None, false) => out!("passthrough:  off"),
     }
-    println!("scan errors:  {}", s.scan_errors);
+    out!("scan errors:  {}", s.scan_errors);
     for e in &s.errors {
-        println!("  {}: {}: {}", e.origin, e.path, e.message);
+        out!("  {}: {}: {}", e.origin, e.path, e.message);
     }
     if (s.errors.len() as u64) < s.scan_errors {
-        println!("  ... and {} more", s.scan_errors - s.errors.len() as u64);
+        out!("  ... and {} more", s.scan_errors - s.errors.len() as u64);
     }
     Ok(())
 }
 
 async fn origins(config: &Config) -> Result<()> {
     let mut c = socket::connect(&config.socket).await?;
-    let list = c
-        .list_origins(pb::ListOriginsRequest {})
-        .await
-        .map_err(musicfs_control::Error::from)?
-        .into_inner();
+    let list = unary(c.list_origins(pb::ListOriginsRequest {})).await?;
     for o in list.origins {
-        println!(
+        out!(
             "{}\t{}\t{}\t{}\t{}",
-            o.name, o.kind, o.location, o.files, o.scan_errors
+            o.name,
+            o.kind,
+            o.location,
+            o.files,
+            o.scan_errors
         );
     }
     Ok(())
@@ -355,7 +378,7 @@ async fn rescan(config: &Config, origin: Option<String>) -> Result<()> {
         }
         bar.finish();
         if let Some(r) = msg.report {
-            println!(
+            out!(
                 "rescanned {}: {} files ({} new or changed, {} removed, {} errors) in {:.1} s",
                 r.origin,
                 r.scanned,

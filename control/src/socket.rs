@@ -86,6 +86,9 @@ pub fn check_peer(
     }
 }
 
+/// A daemon that accepts but never answers counts as none.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Connects to the daemon. [`Error::NoDaemon`] when nothing answers.
 pub async fn connect(socket: &Path) -> Result<MusicfsClient<Channel>> {
     let path: PathBuf = socket.to_path_buf();
@@ -93,7 +96,9 @@ pub async fn connect(socket: &Path) -> Result<MusicfsClient<Channel>> {
         socket: socket.to_path_buf(),
     };
     // The URI is required by the HTTP/2 layer and never dialled.
-    let endpoint = Endpoint::try_from("http://musicfs.invalid").map_err(|_| no_daemon())?;
+    let endpoint = Endpoint::try_from("http://musicfs.invalid")
+        .map_err(|_| no_daemon())?
+        .connect_timeout(CONNECT_TIMEOUT);
     let channel = endpoint
         .connect_with_connector(tower::service_fn(move |_: Uri| {
             let path = path.clone();
