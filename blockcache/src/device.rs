@@ -10,25 +10,92 @@ pub const ALIGN: usize = 4096;
 /// panicking caller cannot free memory the kernel still writes into while
 /// a request holding it is in flight (the device owns it until completion).
 pub struct AlignedBuf {
-    // implementation in device.rs
+    /// Start of an allocation of `len` bytes with alignment ALIGN, or a
+    /// dangling (but ALIGN-aligned) pointer when `len` is 0.
+    ptr: std::ptr::NonNull<u8>,
+    len: usize,
 }
 
+// SAFETY: AlignedBuf owns its allocation exclusively (like a Box<[u8]>);
+// nothing else holds the pointer, so moving it to another thread is sound.
+unsafe impl Send for AlignedBuf {}
+// SAFETY: shared access only hands out `&[u8]`, which is Sync.
+unsafe impl Sync for AlignedBuf {}
+
 impl AlignedBuf {
+    fn layout(len: usize) -> std::alloc::Layout {
+        // ALIGN is a power of two and `len` is a multiple of it, far below
+        // isize::MAX for any buffer we could actually allocate.
+        std::alloc::Layout::from_size_align(len, ALIGN)
+            .expect("AlignedBuf layout: size overflows isize")
+    }
+
     /// A zeroed buffer of `len` bytes, rounded up to a multiple of ALIGN.
     pub fn zeroed(len: usize) -> AlignedBuf {
-        todo!()
+        let len = len.div_ceil(ALIGN) * ALIGN;
+        if len == 0 {
+            // An aligned, never-dereferenced address: the empty slice.
+            let ptr = std::ptr::NonNull::new(std::ptr::without_provenance_mut::<u8>(ALIGN))
+                .expect("ALIGN is non-zero");
+            return AlignedBuf { ptr, len: 0 };
+        }
+        let layout = Self::layout(len);
+        // SAFETY: `layout` has a non-zero size (checked above).
+        let raw = unsafe { std::alloc::alloc_zeroed(layout) };
+        let Some(ptr) = std::ptr::NonNull::new(raw) else {
+            std::alloc::handle_alloc_error(layout)
+        };
+        AlignedBuf { ptr, len }
     }
+
+    /// A buffer holding `data`, zero-padded to a multiple of ALIGN.
+    pub fn from_slice(data: &[u8]) -> AlignedBuf {
+        let mut buf = AlignedBuf::zeroed(data.len());
+        buf.as_mut_slice()[..data.len()].copy_from_slice(data);
+        buf
+    }
+
+    /// The length in bytes (a multiple of ALIGN).
     pub fn len(&self) -> usize {
-        todo!()
+        self.len
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
     pub fn as_slice(&self) -> &[u8] {
-        todo!()
+        // SAFETY: `ptr` points to `len` initialised (zeroed at allocation)
+        // bytes owned by `self`, or is aligned and non-null with `len` 0.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
     }
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
-        todo!()
+        // SAFETY: as in `as_slice`, and `&mut self` makes the access unique.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+    /// The address, for io_uring submissions.
+    pub fn as_ptr(&self) -> *const u8 {
+        self.ptr.as_ptr()
+    }
+    /// The mutable address, for io_uring submissions.
+    pub fn as_mut_ptr(&mut self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+}
+
+impl Drop for AlignedBuf {
+    fn drop(&mut self) {
+        if self.len != 0 {
+            // SAFETY: allocated in `zeroed` with exactly this layout and not
+            // freed before (Drop runs once).
+            unsafe { std::alloc::dealloc(self.ptr.as_ptr(), Self::layout(self.len)) }
+        }
+    }
+}
+
+impl std::fmt::Debug for AlignedBuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlignedBuf")
+            .field("len", &self.len)
+            .finish()
     }
 }
 
@@ -66,5 +133,30 @@ pub trait BlockDevice: Send + Sync {
             self.write_at(buf, *offset)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aligned_buf_is_aligned_zeroed_and_rounded_up() {
+        for len in [0, 1, 4095, 4096, 4097, 3 * 4096] {
+            let buf = AlignedBuf::zeroed(len);
+            assert_eq!(buf.len(), len.div_ceil(ALIGN) * ALIGN);
+            assert_eq!(buf.as_ptr() as usize % ALIGN, 0, "len {len}");
+            assert!(buf.as_slice().iter().all(|&b| b == 0));
+        }
+    }
+
+    #[test]
+    fn aligned_buf_from_slice_pads_with_zeros() {
+        let mut buf = AlignedBuf::from_slice(b"hello");
+        assert_eq!(buf.len(), ALIGN);
+        assert_eq!(&buf.as_slice()[..5], b"hello");
+        assert!(buf.as_slice()[5..].iter().all(|&b| b == 0));
+        buf.as_mut_slice()[ALIGN - 1] = 7;
+        assert_eq!(buf.as_slice()[ALIGN - 1], 7);
     }
 }
