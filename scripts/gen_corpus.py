@@ -335,6 +335,11 @@ def gen_test_corpus(out, seed):
         with open(os.path.join(out, "notes.txt"), "w") as fh:
             fh.write("Liner notes: not audio.\n")
         entries.append(file_entry(out, "notes.txt", "txt", "other", {}))
+        # Album sidecars: skipped by the scanner, neither tracks nor scan errors.
+        # Not in the manifest (they are not files the tests compare).
+        shutil.copyfile(cover_path, os.path.join(out, "Bjork", "Homogenic", "cover.jpg"))
+        with open(os.path.join(out, "Bjork", "Homogenic", "rip.log"), "w") as fh:
+            fh.write("Exact Audio Copy V1.6 extraction logfile\n")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     write_manifest(out, {"seed": seed, "files": entries})

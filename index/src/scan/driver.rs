@@ -22,15 +22,15 @@ impl<T: Read + Seek + Send> ReadSeek for T {}
 /// Opens a file of the origin by its relative path.
 pub type OpenFn<'a> = dyn Fn(&[u8]) -> std::io::Result<Box<dyn ReadSeek>> + Sync + 'a;
 
-/// Extensions of files that sit beside music (cover images, playlists, rip
-/// logs, cue sheets, text): with [`ScanOptions::skip_sidecars`] they are
-/// neither read nor reported as scan errors. Every other file, whatever its
-/// extension (or none), is probed by content.
+/// Extensions of the files an album folder holds beside its music (cover
+/// images, playlists, cue sheets, rip logs and checksums, lyrics): with
+/// [`ScanOptions::skip_sidecars`] they are neither read nor reported as scan
+/// errors. Every other file, whatever its extension (or none), is probed by
+/// content, so a stray document (`notes.txt`, a PDF) is a scan error
+/// ("not an audio file") that `musicfs status` shows.
 pub const SIDECAR_EXTENSIONS: &[&str] = &[
-    "jpg", "jpeg", "png", "gif", "bmp", "webp", "tif", "tiff", "heic", "svg", "ico", "txt", "nfo",
-    "log", "cue", "m3u", "m3u8", "pls", "xspf", "pdf", "sfv", "md5", "sha1", "sha256", "ffp",
-    "st5", "accurip", "lrc", "json", "xml", "html", "htm", "url", "db", "ini", "ds_store", "md",
-    "rtf", "doc", "docx", "epub", "torrent", "par2",
+    "jpg", "jpeg", "png", "gif", "bmp", "webp", "tif", "tiff", "heic", "nfo", "log", "cue", "m3u",
+    "m3u8", "pls", "xspf", "sfv", "md5", "sha1", "sha256", "ffp", "st5", "accurip", "lrc",
 ];
 
 /// How a scan runs.

@@ -78,6 +78,32 @@ fn malformed_files_are_scan_errors_not_crashes() {
             f.path
         );
     }
+    // A stray document is not audio: a scan error too (album sidecars such as
+    // cover images, cue sheets and rip logs are skipped quietly instead).
+    for f in c.files.iter().filter(|f| f.kind == Kind::Other) {
+        let listed = errors
+            .iter()
+            .find(|e| e["path"].as_str().is_some_and(|p| p.ends_with(&f.path)))
+            .unwrap_or_else(|| panic!("{} should be a scan error; errors: {paths:?}", f.path));
+        assert!(
+            listed["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("not an audio file"),
+            "{}: {listed}",
+            f.path
+        );
+    }
+    for sidecar in ["Bjork/Homogenic/cover.jpg", "Bjork/Homogenic/rip.log"] {
+        assert!(
+            c.dir.join(sidecar).is_file(),
+            "the corpus has the sidecar {sidecar}"
+        );
+        assert!(
+            !paths.iter().any(|p| p.ends_with(sidecar)),
+            "{sidecar} is an album sidecar, not a scan error: {paths:?}"
+        );
+    }
     for f in c.audio() {
         assert!(
             !paths.iter().any(|p| p.ends_with(&f.path)),
