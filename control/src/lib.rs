@@ -14,6 +14,7 @@ pub mod config;
 pub mod daemon;
 pub mod detach;
 mod error;
+mod memory;
 pub mod scanner;
 pub mod service;
 pub mod socket;

@@ -142,6 +142,9 @@ impl Scanner {
     pub fn sync_tree(&self) -> Result<TreeChanges> {
         let _g = lock(&self.tree_lock);
         let changes = self.catalog.sync_tree(&self.template)?;
+        // A sync of a large library builds the whole tree in memory for a
+        // moment; hand those pages back instead of idling on them.
+        crate::memory::release_free_heap();
         if let Some(inv) = self.invalidate.get() {
             inv(&changes);
         }
