@@ -1,5 +1,6 @@
-//! Watching a [`LocalOrigin`](crate::LocalOrigin) with inotify (through
-//! `notify`, recursive, symlinks not followed), debounced per path.
+//! Watching a [`LocalOrigin`](crate::LocalOrigin) with inotify (recursive,
+//! symlinks not followed, opens and reads not watched: see [`tree`]),
+//! debounced per path.
 //!
 //! Raw events only say *that* something happened at a path; what is reported
 //! is decided when the path has been quiet for the debounce period, by
@@ -19,27 +20,35 @@
 //!
 //! A rescan supersedes everything pending: the consumer lists the origin
 //! after receiving it, and that listing reflects every earlier event.
-use crate::local::{is_hidden, walk, Visit};
+//!
+//! Two threads: one reads inotify ([`tree::Tree::run`]) so the kernel
+//! queue is drained even while the other, the debouncer, walks a directory
+//! that appeared.
+mod tree;
+
+use crate::local::{walk, Visit};
 use crate::{Change, Error, Result, WatchGuard};
-use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind, RenameMode};
-use notify::{Config, RecommendedWatcher, RecursiveMode, Watcher};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::OsStr;
 use std::io;
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SendError, Sender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use tree::{RawEvent, Tree};
 
 enum Msg {
-    Raw(notify::Result<notify::Event>),
+    Raw(Vec<RawEvent>),
     Stop,
 }
 
-/// Stops the inotify watcher and the debounce thread when dropped.
+/// Stops the inotify reader and the debounce thread when dropped.
 pub(crate) struct LocalWatch {
-    watcher: Option<RecommendedWatcher>,
+    /// Write end of the pipe the reader polls: closing it wakes the reader.
+    stop_reader: Option<OwnedFd>,
+    reader: Option<JoinHandle<()>>,
     stop: Sender<Msg>,
     thread: Option<JoinHandle<()>>,
 }
@@ -48,7 +57,12 @@ impl WatchGuard for LocalWatch {}
 
 impl Drop for LocalWatch {
     fn drop(&mut self) {
-        drop(self.watcher.take());
+        drop(self.stop_reader.take());
+        if let Some(reader) = self.reader.take() {
+            if reader.join().is_err() {
+                tracing::error!("origin inotify thread panicked");
+            }
+        }
         let _ = self.stop.send(Msg::Stop);
         if let Some(thread) = self.thread.take() {
             if thread.join().is_err() {
@@ -66,30 +80,29 @@ pub(crate) fn start(
     debounce: Duration,
     tx: Sender<Change>,
 ) -> Result<LocalWatch> {
-    let watch_error = |e: notify::Error| {
-        let hint = if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) {
-            " (raise sysctl fs.inotify.max_user_watches)"
-        } else {
-            ""
-        };
-        Error::Watch {
-            origin: origin.clone(),
-            message: format!("{e}{hint}"),
-        }
+    let start_error = |what: &str, e: &dyn std::fmt::Display| Error::Watch {
+        origin: origin.clone(),
+        message: format!("cannot start the {what}: {e}"),
     };
+    // Every directory is watched before this returns, so any change made
+    // after `watch()` returns is seen; the walk also tells the debouncer
+    // which paths are directories.
+    let (tree, dirs) = Tree::new(origin.clone(), root.clone())?;
+    let (stop_rd, stop_wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| start_error("watch stop pipe", &e))?;
     let (raw_tx, raw_rx) = mpsc::channel();
-    let handler_tx = raw_tx.clone();
-    let mut watcher = RecommendedWatcher::new(
-        move |event| {
-            let _ = handler_tx.send(Msg::Raw(event));
-        },
-        Config::default().with_follow_symlinks(false),
-    )
-    .map_err(watch_error)?;
-    watcher
-        .watch(&root, RecursiveMode::Recursive)
-        .map_err(watch_error)?;
-    let mut debouncer = Debouncer {
+    let reader_tx = raw_tx.clone();
+    let reader = std::thread::Builder::new()
+        .name("musicfs-inotify".into())
+        .spawn(move || tree.run(stop_rd, |events| reader_tx.send(Msg::Raw(events)).is_ok()))
+        .map_err(|e| start_error("inotify thread", &e))?;
+    let mut guard = LocalWatch {
+        stop_reader: Some(stop_wr),
+        reader: Some(reader),
+        stop: raw_tx,
+        thread: None,
+    };
+    let debouncer = Debouncer {
         origin: origin.clone(),
         root,
         debounce,
@@ -97,24 +110,16 @@ pub(crate) fn start(
         pending: HashMap::new(),
         deadlines: BTreeMap::new(),
         seq: 0,
-        dirs: BTreeSet::new(),
+        dirs,
         rescan_at: None,
     };
-    // Before returning, so that any change made after `watch()` returns
-    // finds its directory known.
-    debouncer.learn_dirs();
+    // On error the guard, dropped here, stops the reader.
     let thread = std::thread::Builder::new()
         .name("musicfs-watch".into())
         .spawn(move || debouncer.run(raw_rx))
-        .map_err(|e| Error::Watch {
-            origin,
-            message: format!("cannot start the debounce thread: {e}"),
-        })?;
-    Ok(LocalWatch {
-        watcher: Some(watcher),
-        stop: raw_tx,
-        thread: Some(thread),
-    })
+        .map_err(|e| start_error("debounce thread", &e))?;
+    guard.thread = Some(thread);
+    Ok(guard)
 }
 
 /// Deadline order; the sequence number keeps keys unique.
@@ -142,9 +147,11 @@ impl Debouncer {
                 Some(at) => rx.recv_timeout(at.saturating_duration_since(Instant::now())),
             };
             match msg {
-                Ok(Msg::Raw(Ok(event))) => self.on_event(event, Instant::now()),
-                Ok(Msg::Raw(Err(e))) => {
-                    tracing::warn!(origin = %self.origin, error = %e, "inotify watcher error; changes may be missed until the next rescan");
+                Ok(Msg::Raw(events)) => {
+                    let now = Instant::now();
+                    for event in events {
+                        self.on_event(event, now);
+                    }
                 }
                 Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => return,
                 Err(RecvTimeoutError::Timeout) => {}
@@ -163,64 +170,32 @@ impl Debouncer {
         }
     }
 
-    fn on_event(&mut self, event: notify::Event, now: Instant) {
-        if event.need_rescan() {
-            tracing::warn!(origin = %self.origin, "inotify queue overflowed; rescanning");
-            self.schedule_rescan(now);
-        }
-        for path in &event.paths {
-            let Some(rel) = self.rel_of(path) else {
-                continue;
-            };
-            if rel.is_empty() {
-                if matches!(
-                    event.kind,
-                    EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(_))
-                ) {
-                    tracing::warn!(origin = %self.origin, root = %self.root.display(), "origin root was removed or moved");
+    fn on_event(&mut self, event: RawEvent, now: Instant) {
+        match event {
+            RawEvent::Overflow => {
+                tracing::warn!(origin = %self.origin, "inotify queue overflowed; rescanning");
+                self.schedule_rescan(now);
+            }
+            RawEvent::RootGone => {
+                tracing::warn!(origin = %self.origin, root = %self.root.display(), "origin root was removed or moved");
+                self.schedule_rescan(now);
+            }
+            RawEvent::Changed(rel) => self.mark(rel, now),
+            // A directory's own attributes (mtime bumped by its entries
+            // changing) say nothing its entries' events do not.
+            RawEvent::Attrib(rel) => {
+                if !self.dirs.contains(&rel) {
+                    self.mark(rel, now);
+                }
+            }
+            RawEvent::MovedFrom(rel) => {
+                if self.forget_dir(&rel) {
                     self.schedule_rescan(now);
+                } else {
+                    self.mark(rel, now);
                 }
-                continue;
-            }
-            match event.kind {
-                EventKind::Create(_)
-                | EventKind::Remove(_)
-                | EventKind::Modify(ModifyKind::Data(_))
-                | EventKind::Modify(ModifyKind::Any)
-                | EventKind::Modify(ModifyKind::Other)
-                | EventKind::Modify(ModifyKind::Name(RenameMode::To))
-                | EventKind::Modify(ModifyKind::Name(RenameMode::Any))
-                | EventKind::Modify(ModifyKind::Name(RenameMode::Other))
-                | EventKind::Access(AccessKind::Close(AccessMode::Write)) => self.mark(rel, now),
-                // A directory's own attributes (mtime bumped by its entries
-                // changing) say nothing its entries' events do not.
-                EventKind::Modify(ModifyKind::Metadata(_)) => {
-                    if !self.dirs.contains(&rel) {
-                        self.mark(rel, now);
-                    }
-                }
-                EventKind::Modify(ModifyKind::Name(RenameMode::From)) => {
-                    if self.forget_dir(&rel) {
-                        self.schedule_rescan(now);
-                    } else {
-                        self.mark(rel, now);
-                    }
-                }
-                // inotify also reports each half as From and To.
-                EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => {}
-                // Opens and reads (ours included) change nothing.
-                EventKind::Access(_) | EventKind::Any | EventKind::Other => {}
             }
         }
-    }
-
-    /// The path relative to the root, or `None` if outside it or hidden.
-    fn rel_of(&self, path: &Path) -> Option<Vec<u8>> {
-        let rel = path.strip_prefix(&self.root).ok()?;
-        if rel.iter().any(is_hidden) {
-            return None;
-        }
-        Some(rel.as_os_str().as_bytes().to_vec())
     }
 
     fn mark(&mut self, rel: Vec<u8>, now: Instant) {
@@ -520,9 +495,8 @@ mod tests {
     }
 
     #[test]
-    fn overflow_is_a_rescan_and_reads_are_not_changes() {
-        use super::Debouncer;
-        use notify::event::{AccessKind, AccessMode, EventKind, Flag};
+    fn overflow_is_a_rescan_that_supersedes_pending_changes() {
+        use super::{Debouncer, RawEvent};
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("a.flac"), b"x").unwrap();
         let (tx, rx) = mpsc::channel();
@@ -539,27 +513,80 @@ mod tests {
         };
         let now = Instant::now();
         let later = now + Duration::from_secs(1);
-        let path = dir.path().join("a.flac");
-        for kind in [
-            EventKind::Access(AccessKind::Open(AccessMode::Any)),
-            EventKind::Access(AccessKind::Close(AccessMode::Read)),
-        ] {
-            d.on_event(notify::Event::new(kind).add_path(path.clone()), now);
-        }
-        d.flush_due(later).unwrap();
-        assert_eq!(rx.try_recv(), Err(mpsc::TryRecvError::Empty));
-
-        // A pending change is superseded by the rescan.
-        let modify = EventKind::Modify(notify::event::ModifyKind::Any);
-        d.on_event(notify::Event::new(modify).add_path(path), now);
-        d.on_event(
-            notify::Event::new(EventKind::Other).set_flag(Flag::Rescan),
-            now,
-        );
+        d.on_event(RawEvent::Changed(b"a.flac".to_vec()), now);
+        d.on_event(RawEvent::Overflow, now);
         d.flush_due(now).unwrap();
         assert_eq!(rx.try_recv(), Err(mpsc::TryRecvError::Empty), "not yet due");
         d.flush_due(later).unwrap();
         assert_eq!(rx.try_iter().collect::<Vec<_>>(), vec![Change::Rescan]);
+    }
+
+    /// The reason the watcher is not `notify`: musicfs opens every file it
+    /// scans and every file read through the mount. Far more opens than the
+    /// kernel queue holds (16384 events by default) must neither overflow it
+    /// (a needless full rescan) nor be reported, and must not delay a real
+    /// change made right after. (That the kernel queues nothing at all for
+    /// them is proven in `tree::tests`, where no reader can keep up.)
+    #[test]
+    fn opening_and_reading_files_reports_nothing() {
+        const FILES: usize = 200;
+        const OPENS: usize = 20_000;
+        let w = watched(Duration::from_millis(300), |root| {
+            for i in 0..FILES {
+                let dir = root.join(format!("d{}", i % 10));
+                fs::create_dir_all(&dir).unwrap();
+                fs::write(dir.join(format!("{i}.flac")), b"music").unwrap();
+            }
+        });
+        let origin = LocalOrigin::new("m", w.root()).unwrap();
+        let mut buf = [0u8; 16];
+        for i in 0..OPENS {
+            let rel = format!("d{}/{}.flac", i % FILES % 10, i % FILES);
+            // Both ways musicfs opens: O_NOATIME through the origin, and a
+            // plain open as any other reader of the tree would.
+            if i % 2 == 0 {
+                assert_eq!(origin.read_at(rel.as_bytes(), 0, &mut buf).unwrap(), 5);
+            } else {
+                let mut file = fs::File::open(w.root().join(&rel)).unwrap();
+                assert_eq!(std::io::Read::read(&mut file, &mut buf).unwrap(), 5);
+            }
+        }
+        // Listing (opens every directory) is a read too.
+        assert_eq!(origin.list().unwrap().len(), FILES);
+        assert_eq!(w.settle(), vec![]);
+
+        for i in 0..OPENS {
+            let rel = format!("d{}/{}.flac", i % FILES % 10, i % FILES);
+            origin.read_at(rel.as_bytes(), 0, &mut buf).unwrap();
+        }
+        fs::write(w.root().join("d3/new.flac"), b"new").unwrap();
+        assert_eq!(w.settle(), vec![upsert("d3/new.flac")]);
+    }
+
+    #[test]
+    fn watches_follow_directories_renamed_inside_and_drop_those_moved_out() {
+        let w = watched(Duration::from_millis(300), |root| {
+            fs::create_dir_all(root.join("A/Sub")).unwrap();
+            fs::create_dir_all(root.join(".hidden/X")).unwrap();
+        });
+        fs::rename(w.root().join("A"), w.root().join("B")).unwrap();
+        assert_eq!(w.settle(), vec![Change::Rescan]);
+        // The renamed directory's old watch now reports its new path.
+        fs::write(w.root().join("B/Sub/1.flac"), b"1").unwrap();
+        assert_eq!(w.settle(), vec![upsert("B/Sub/1.flac")]);
+
+        let outside = tempfile::tempdir_in(w.root().parent().unwrap()).unwrap();
+        fs::rename(w.root().join("B"), outside.path().join("B")).unwrap();
+        assert_eq!(w.settle(), vec![Change::Rescan]);
+        // Out of the tree: its changes are none of ours.
+        fs::write(outside.path().join("B/Sub/2.flac"), b"2").unwrap();
+        assert_eq!(w.settle(), vec![]);
+
+        // A hidden directory renamed visible is watched from then on.
+        fs::rename(w.root().join(".hidden"), w.root().join("Shown")).unwrap();
+        assert_eq!(w.settle(), vec![]);
+        fs::write(w.root().join("Shown/X/3.flac"), b"3").unwrap();
+        assert_eq!(w.settle(), vec![upsert("Shown/X/3.flac")]);
     }
 
     #[test]
