@@ -27,6 +27,22 @@ pub enum Error {
         len: usize,
         size: u64,
     },
+    #[error("invalid chunk store configuration: {0}")]
+    Config(String),
+    #[error("{device}: not a musicfs chunk store: {detail}")]
+    NotFormatted { device: String, detail: String },
+    #[error("{device}: chunk store metadata is damaged: {detail}")]
+    Corrupt { device: String, detail: String },
+    #[error(
+        "{device}: no room for a chunk of {len} bytes (everything left is pinned or fragmented)"
+    )]
+    Full { device: String, len: usize },
+    #[error("chunk of {len} bytes exceeds the maximum of {max}")]
+    TooLarge { len: usize, max: usize },
+    #[error("{device}: an earlier write failed; reopen the chunk store to recover")]
+    Poisoned { device: String },
+    #[error("reading a chunk stream: {0}")]
+    Source(#[source] std::io::Error),
 }
 
 impl Error {
@@ -34,7 +50,13 @@ impl Error {
     pub fn errno(&self) -> i32 {
         match self {
             Error::Io { source, .. } => source.raw_os_error().unwrap_or(libc::EIO),
-            Error::Unaligned { .. } | Error::OutOfRange { .. } => libc::EINVAL,
+            Error::Unaligned { .. } | Error::OutOfRange { .. } | Error::Config(_) => libc::EINVAL,
+            Error::NotFormatted { .. } | Error::Corrupt { .. } | Error::Poisoned { .. } => {
+                libc::EIO
+            }
+            Error::Full { .. } => libc::ENOSPC,
+            Error::TooLarge { .. } => libc::EFBIG,
+            Error::Source(source) => source.raw_os_error().unwrap_or(libc::EIO),
         }
     }
 }
