@@ -25,7 +25,6 @@ PACKAGES=(
   python3-pip
   python3-mutagen    # the system python's mutagen
   ca-certificates
-  curl
 )
 
 SUDO=()
@@ -49,16 +48,15 @@ if ! python3 -c 'import mutagen' 2>/dev/null; then
 fi
 python3 -c 'import mutagen' || { echo "setup.sh: python3 cannot import mutagen" >&2; exit 1; }
 
-# Rust: Debian's rustc is too old for the workspace; use rustup's stable.
+# Rust: the machine's toolchain (rustup's stable; Debian's rustc is too old
+# for the workspace). Nothing is downloaded here outside the package registries.
 if ! command -v cargo >/dev/null; then
   if [ -x "$HOME/.cargo/bin/cargo" ]; then
     echo "setup.sh: cargo is in ~/.cargo/bin; add it to PATH: export PATH=\$HOME/.cargo/bin:\$PATH" >&2
   else
-    echo "setup.sh: installing the Rust toolchain with rustup"
-    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs \
-      | sh -s -- -y --profile minimal --component clippy,rustfmt
-    echo "setup.sh: now run: source \$HOME/.cargo/env" >&2
+    echo "setup.sh: no Rust toolchain found; install Rust 1.85 or newer (rustup) and run again" >&2
   fi
+  exit 1
 fi
 
 for tool in fusermount3 ffmpeg ffprobe protoc sqlite3 getfattr cmp sha256sum; do
