@@ -155,7 +155,9 @@ impl UringBlockDevice {
             in_flight += 1;
         }
         while in_flight > 0 {
-            match ring.submit_and_wait(1) {
+            // Wait for the whole window: one wakeup per batch, not per
+            // request (the batch is done only when its last read is).
+            match ring.submit_and_wait(in_flight) {
                 Ok(_) => {}
                 Err(e)
                     if matches!(
