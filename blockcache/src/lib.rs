@@ -21,20 +21,21 @@ mod error;
 mod file_device;
 mod format;
 mod journal;
+mod read;
 mod store;
 #[cfg(any(test, feature = "testutil"))]
 pub mod testutil;
-mod verify;
 #[cfg(feature = "ublk")]
 mod ublk;
 mod uring;
+mod verify;
 
+pub use cdc::{chunks, cut_points, CdcParams, ChunkId, Recipe, RecipeChunk};
 pub use device::{AlignedBuf, BlockDevice, ReadReq, ALIGN};
 pub use error::{Error, Result};
-pub use cdc::{chunks, cut_points, CdcParams, ChunkId, Recipe, RecipeChunk};
 pub use file_device::FileBlockDevice;
 pub use store::{ChunkStore, FormatOptions, Stats, StoreOptions};
-pub use verify::VerifyReport;
 #[cfg(feature = "ublk")]
 pub use ublk::{delete_dead_device, UblkOptions, UblkServer};
 pub use uring::{io_uring_unavailable, open_best, UringBlockDevice};
+pub use verify::VerifyReport;

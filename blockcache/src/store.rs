@@ -14,7 +14,7 @@ use crate::cdc::{self, CdcParams, ChunkId, Recipe, RecipeChunk};
 use crate::checkpoint;
 use crate::format::{IndexRecord, JournalEntry, Layout, Superblock, BLOCK};
 use crate::journal::Journal;
-use crate::{AlignedBuf, BlockDevice, Error, ReadReq, Result};
+use crate::{AlignedBuf, BlockDevice, Error, Result};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -123,11 +123,11 @@ pub(crate) struct Writer {
 }
 
 #[derive(Default)]
-struct Counters {
-    hits: AtomicU64,
-    misses: AtomicU64,
-    evictions: AtomicU64,
-    corrupt_chunks: AtomicU64,
+pub(crate) struct Counters {
+    pub(crate) hits: AtomicU64,
+    pub(crate) misses: AtomicU64,
+    pub(crate) evictions: AtomicU64,
+    pub(crate) corrupt_chunks: AtomicU64,
 }
 
 /// See the module docs. `Send + Sync`: share it behind an `Arc`.
@@ -140,7 +140,7 @@ pub struct ChunkStore {
     pub(crate) state: RwLock<State>,
     /// Logical clock for recency.
     clock: AtomicU64,
-    counters: Counters,
+    pub(crate) counters: Counters,
 }
 
 /// Data blocks a chunk of `len` bytes occupies (at least one).
@@ -367,11 +367,11 @@ impl ChunkStore {
         self.state.write().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn tick(&self) -> u64 {
+    pub(crate) fn tick(&self) -> u64 {
         self.clock.fetch_add(1, Relaxed)
     }
 
-    fn data_byte(&self, start: u64) -> u64 {
+    pub(crate) fn data_byte(&self, start: u64) -> u64 {
         Layout::byte(self.layout.data_start + start)
     }
 
@@ -549,7 +549,7 @@ impl ChunkStore {
     }
 
     /// Journals deletes of `victims` and frees their blocks; returns how many went.
-    fn delete_locked(&self, w: &mut Writer, victims: &[ChunkId]) -> Result<usize> {
+    pub(crate) fn delete_locked(&self, w: &mut Writer, victims: &[ChunkId]) -> Result<usize> {
         let per_commit = w.journal.max_entries().max(1);
         let mut gone = 0;
         for group in victims.chunks(per_commit) {
@@ -648,84 +648,13 @@ impl ChunkStore {
         Ok(gone)
     }
 
-    /// The chunk's bytes, verified against its id; `None` if absent or
-    /// found corrupt (then it is dropped and counted, never served).
-    pub fn get(&self, id: ChunkId) -> Result<Option<Vec<u8>>> {
-        let (start, len, buf) = {
-            let st = self.read_state();
-            let Some(e) = st.index.get(&id) else {
-                self.counters.misses.fetch_add(1, Relaxed);
-                return Ok(None);
-            };
-            e.last_use.store(self.tick(), Relaxed);
-            let mut buf = AlignedBuf::zeroed(blocks_for(e.len) as usize * BLOCK);
-            self.dev.read_at(&mut buf, self.data_byte(e.start))?;
-            (e.start, e.len as usize, buf)
-        };
-        let data = &buf.as_slice()[..len];
-        if ChunkId::of(data) == id {
-            self.counters.hits.fetch_add(1, Relaxed);
-            Ok(Some(data.to_vec()))
-        } else {
-            self.counters.misses.fetch_add(1, Relaxed);
-            self.drop_corrupt(id, start)?;
-            Ok(None)
-        }
-    }
-
-    /// Several chunks read as one batch; `None` for each absent or corrupt one.
-    pub fn get_many(&self, ids: &[ChunkId]) -> Result<Vec<Option<Vec<u8>>>> {
-        let mut out: Vec<Option<Vec<u8>>> = vec![None; ids.len()];
-        let mut corrupt = Vec::new();
-        {
-            let st = self.read_state();
-            let now = self.tick();
-            let mut slots = Vec::new();
-            let mut reqs = Vec::new();
-            for (i, id) in ids.iter().enumerate() {
-                if let Some(e) = st.index.get(id) {
-                    e.last_use.store(now, Relaxed);
-                    slots.push((i, e.start, e.len as usize));
-                    reqs.push(ReadReq {
-                        offset: self.data_byte(e.start),
-                        buf: AlignedBuf::zeroed(blocks_for(e.len) as usize * BLOCK),
-                    });
-                }
-            }
-            self.dev.read_batch(&mut reqs)?;
-            for ((i, start, len), req) in slots.into_iter().zip(reqs) {
-                let data = &req.buf.as_slice()[..len];
-                if ChunkId::of(data) == ids[i] {
-                    out[i] = Some(data.to_vec());
-                } else {
-                    corrupt.push((ids[i], start));
-                }
-            }
-        }
-        let hits = out.iter().filter(|o| o.is_some()).count() as u64;
-        self.counters.hits.fetch_add(hits, Relaxed);
-        self.counters
-            .misses
-            .fetch_add(ids.len() as u64 - hits, Relaxed);
-        for (id, start) in corrupt {
-            self.drop_corrupt(id, start)?;
-        }
-        Ok(out)
-    }
-
-    fn drop_corrupt(&self, id: ChunkId, start: u64) -> Result<()> {
-        let mut w = lock(&self.writer);
-        let still_there = self
-            .read_state()
+    /// Where the chunk lies on the device: (byte offset, length). For
+    /// benchmarks and diagnostics; reads go through `get`.
+    pub fn locate(&self, id: ChunkId) -> Option<(u64, u32)> {
+        self.read_state()
             .index
             .get(&id)
-            .is_some_and(|e| e.start == start);
-        if still_there {
-            tracing::warn!(device = %self.dev.describe(), chunk = %id, "chunk failed its checksum; dropped");
-            self.counters.corrupt_chunks.fetch_add(1, Relaxed);
-            self.delete_locked(&mut w, &[id])?;
-        }
-        Ok(())
+            .map(|e| (self.data_byte(e.start), e.len))
     }
 
     pub fn contains(&self, id: ChunkId) -> bool {
@@ -897,34 +826,6 @@ impl ChunkStore {
         }
         flush(&mut batch, &mut recipe)?;
         Ok(recipe)
-    }
-
-    /// `len` bytes from `offset` of the file `recipe` describes (shorter at
-    /// its end); `None` if any chunk needed is missing or corrupt.
-    pub fn read_recipe(&self, recipe: &Recipe, offset: u64, len: u64) -> Result<Option<Vec<u8>>> {
-        let end = offset.saturating_add(len).min(recipe.len());
-        let mut wanted = Vec::new();
-        let mut at = 0u64;
-        for c in &recipe.chunks {
-            let (s, e) = (at, at + c.len as u64);
-            if e > offset && s < end {
-                wanted.push((c.id, offset.max(s) - s, end.min(e) - s));
-            }
-            at = e;
-            if at >= end {
-                break;
-            }
-        }
-        let mut out = Vec::with_capacity(end.saturating_sub(offset) as usize);
-        // Bounded batches keep memory flat for long ranges.
-        for group in wanted.chunks(64) {
-            let ids: Vec<ChunkId> = group.iter().map(|w| w.0).collect();
-            for (data, &(_, from, to)) in self.get_many(&ids)?.into_iter().zip(group) {
-                let Some(data) = data else { return Ok(None) };
-                out.extend_from_slice(&data[from as usize..to as usize]);
-            }
-        }
-        Ok(Some(out))
     }
 }
 

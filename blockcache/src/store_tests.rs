@@ -274,3 +274,38 @@ fn readers_run_beside_a_writer() {
     assert_eq!(store.stats().corrupt_chunks, 0);
     assert_clean(&store);
 }
+
+#[test]
+fn batched_reads_skip_missing_and_corrupt_chunks_and_recipes_refuse_holes() {
+    let (dev, store) = new_store(16 * MIB, FormatOptions::default(), StoreOptions::default());
+    let file = Rng::new(10).bytes(2 * MIB as usize);
+    let recipe = store.put_stream(&file[..], &CdcParams::default()).unwrap();
+    let mut ids: Vec<ChunkId> = recipe.chunks.iter().map(|c| c.id).collect();
+    assert!(ids.len() > 20, "enough chunks for several read windows");
+    ids.insert(5, ChunkId::of(b"absent"));
+    let victim = recipe.chunks[17].id;
+    let start = store.read_state().index[&victim].start;
+    dev.corrupt(Layout::byte(store.layout.data_start + start) + 3, 0x80);
+
+    let got = store.get_many(&ids).unwrap();
+    assert_eq!(got.len(), ids.len());
+    for (id, data) in ids.iter().zip(&got) {
+        match data {
+            Some(d) => assert_eq!(ChunkId::of(d), *id),
+            None => assert!(*id == victim || *id == ChunkId::of(b"absent")),
+        }
+    }
+    assert_eq!(got.iter().filter(|d| d.is_none()).count(), 2);
+    assert_eq!(store.stats().corrupt_chunks, 1);
+    // The recipe now has a hole: no partial or wrong bytes, just None.
+    assert_eq!(store.read_recipe(&recipe, 0, u64::MAX).unwrap(), None);
+    let before_hole: u64 = recipe.chunks[..17].iter().map(|c| c.len as u64).sum();
+    assert_eq!(
+        store
+            .read_recipe(&recipe, 10, before_hole - 10)
+            .unwrap()
+            .unwrap(),
+        &file[10..before_hole as usize]
+    );
+    assert_clean(&store);
+}

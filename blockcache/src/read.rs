@@ -1,0 +1,179 @@
+//! The read path of `ChunkStore`: single chunks, batches, file recipes.
+//!
+//! Every chunk read is verified against its id (the xxh3-128 of its
+//! bytes); a mismatch drops the chunk (journaled), counts it, and serves
+//! nothing. Batches are read in windows by a helper thread that stays one
+//! window ahead, so hashing and copying overlap the device's work instead
+//! of idling it.
+use crate::cdc::{ChunkId, Recipe};
+use crate::format::BLOCK;
+use crate::store::{blocks_for, lock, ChunkStore};
+use crate::{AlignedBuf, ReadReq, Result};
+use std::sync::atomic::Ordering::Relaxed;
+
+/// One chunk of a batch: its position in the request, extent start, length.
+type Planned = (usize, u64, usize);
+
+impl ChunkStore {
+    /// The chunk's bytes, verified against its id; `None` if absent or
+    /// found corrupt (then it is dropped and counted, never served).
+    pub fn get(&self, id: ChunkId) -> Result<Option<Vec<u8>>> {
+        let (start, len, buf) = {
+            let st = self.read_state();
+            let Some(e) = st.index.get(&id) else {
+                self.counters.misses.fetch_add(1, Relaxed);
+                return Ok(None);
+            };
+            e.last_use.store(self.tick(), Relaxed);
+            let mut buf = AlignedBuf::zeroed(blocks_for(e.len) as usize * BLOCK);
+            self.dev.read_at(&mut buf, self.data_byte(e.start))?;
+            (e.start, e.len as usize, buf)
+        };
+        let data = &buf.as_slice()[..len];
+        if ChunkId::of(data) == id {
+            self.counters.hits.fetch_add(1, Relaxed);
+            Ok(Some(data.to_vec()))
+        } else {
+            self.counters.misses.fetch_add(1, Relaxed);
+            self.drop_corrupt(id, start)?;
+            Ok(None)
+        }
+    }
+
+    /// Several chunks read concurrently; `None` for each absent or corrupt one.
+    pub fn get_many(&self, ids: &[ChunkId]) -> Result<Vec<Option<Vec<u8>>>> {
+        let mut out: Vec<Option<Vec<u8>>> = vec![None; ids.len()];
+        self.read_verified(ids, |i, data| out[i] = Some(data.to_vec()))?;
+        Ok(out)
+    }
+
+    /// `len` bytes from `offset` of the file `recipe` describes (shorter at
+    /// its end); `None` if any chunk needed is missing or corrupt.
+    pub fn read_recipe(&self, recipe: &Recipe, offset: u64, len: u64) -> Result<Option<Vec<u8>>> {
+        let end = offset.saturating_add(len).min(recipe.len());
+        let mut wanted = Vec::new();
+        let mut at = 0u64;
+        for c in &recipe.chunks {
+            let (s, e) = (at, at + c.len as u64);
+            if e > offset && s < end {
+                wanted.push((
+                    c.id,
+                    (offset.max(s) - s) as usize,
+                    (end.min(e) - s) as usize,
+                ));
+            }
+            at = e;
+            if at >= end {
+                break;
+            }
+        }
+        let mut out = Vec::with_capacity(end.saturating_sub(offset) as usize);
+        // Bounded groups keep memory flat for long ranges; chunks arrive in
+        // order, so each is copied once, straight into place.
+        for group in wanted.chunks(256) {
+            let ids: Vec<ChunkId> = group.iter().map(|w| w.0).collect();
+            let mut next = 0;
+            let complete = self.read_verified(&ids, |i, data| {
+                if i == next {
+                    let (_, from, to) = group[i];
+                    out.extend_from_slice(&data[from..to]);
+                    next += 1;
+                }
+            })?;
+            if !complete || next != group.len() {
+                return Ok(None);
+            }
+        }
+        Ok(Some(out))
+    }
+
+    /// Reads and verifies `ids`, handing each good chunk to `sink` in order
+    /// of `ids`; returns whether all were present and intact.
+    fn read_verified(&self, ids: &[ChunkId], mut sink: impl FnMut(usize, &[u8])) -> Result<bool> {
+        let mut corrupt = Vec::new();
+        let mut good = 0usize;
+        {
+            // Held across the I/O: blocks are never freed under a reader.
+            let st = self.read_state();
+            let now = self.tick();
+            let mut plan: Vec<Planned> = Vec::with_capacity(ids.len());
+            for (i, id) in ids.iter().enumerate() {
+                if let Some(e) = st.index.get(id) {
+                    e.last_use.store(now, Relaxed);
+                    plan.push((i, e.start, e.len as usize));
+                }
+            }
+            let read = |window: &[Planned]| -> Result<Vec<ReadReq>> {
+                let mut reqs: Vec<ReadReq> = window
+                    .iter()
+                    .map(|&(_, start, len)| ReadReq {
+                        offset: self.data_byte(start),
+                        buf: AlignedBuf::zeroed(blocks_for(len as u32) as usize * BLOCK),
+                    })
+                    .collect();
+                self.dev.read_batch(&mut reqs)?;
+                Ok(reqs)
+            };
+            let mut check = |window: &[Planned], reqs: Vec<ReadReq>| {
+                for (&(i, start, len), req) in window.iter().zip(reqs) {
+                    let data = &req.buf.as_slice()[..len];
+                    if ChunkId::of(data) == ids[i] {
+                        sink(i, data);
+                        good += 1;
+                    } else {
+                        corrupt.push((ids[i], start));
+                    }
+                }
+            };
+            let window = (plan.len() / 4).clamp(4, 16);
+            if plan.len() <= window {
+                let reqs = read(&plan)?;
+                check(&plan, reqs);
+            } else {
+                std::thread::scope(|s| -> Result<()> {
+                    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+                    let plan = &plan;
+                    let read = &read;
+                    s.spawn(move || {
+                        for w in plan.chunks(window) {
+                            let done = read(w);
+                            let failed = done.is_err();
+                            if tx.send(done).is_err() || failed {
+                                break;
+                            }
+                        }
+                    });
+                    for (w, reqs) in plan.chunks(window).zip(rx) {
+                        check(w, reqs?);
+                    }
+                    Ok(())
+                })?;
+            }
+        }
+        self.counters.hits.fetch_add(good as u64, Relaxed);
+        self.counters
+            .misses
+            .fetch_add((ids.len() - good) as u64, Relaxed);
+        let complete = good == ids.len();
+        for (id, start) in corrupt {
+            self.drop_corrupt(id, start)?;
+        }
+        Ok(complete)
+    }
+
+    /// Drops a chunk that failed its checksum, unless it was replaced meanwhile.
+    fn drop_corrupt(&self, id: ChunkId, start: u64) -> Result<()> {
+        let mut w = lock(&self.writer);
+        let still_there = self
+            .read_state()
+            .index
+            .get(&id)
+            .is_some_and(|e| e.start == start);
+        if still_there {
+            tracing::warn!(device = %self.dev.describe(), chunk = %id, "chunk failed its checksum; dropped");
+            self.counters.corrupt_chunks.fetch_add(1, Relaxed);
+            self.delete_locked(&mut w, &[id])?;
+        }
+        Ok(())
+    }
+}
