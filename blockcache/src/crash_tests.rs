@@ -31,6 +31,8 @@ struct Scenario {
     /// Whether the operation damages a chunk's data on purpose (then
     /// `verify` may report it until a read drops it).
     damages: bool,
+    /// Whether the operation must evict (checked in the dry run).
+    evicts: bool,
     op: fn(&ChunkStore, &mut Rng) -> Result<()>,
 }
 
@@ -49,6 +51,7 @@ fn scenarios() -> Vec<Scenario> {
             name: "put_batch of new and duplicate chunks",
             prefix: small.clone(),
             damages: false,
+            evicts: false,
             op: |s, rng| {
                 let (a, b) = (chunk(rng, 3), chunk(rng, 5));
                 let known = sorted_ids(s)[0];
@@ -60,8 +63,9 @@ fn scenarios() -> Vec<Scenario> {
             name: "put that evicts",
             prefix: nearly_full.clone(),
             damages: false,
+            evicts: true,
             op: |s, rng| {
-                let big = rng.bytes(30 * BLOCK);
+                let big = rng.bytes(60 * BLOCK);
                 s.put(&big).map(|_| ())
             },
         },
@@ -69,6 +73,7 @@ fn scenarios() -> Vec<Scenario> {
             name: "release to zero and below",
             prefix: small.clone(),
             damages: false,
+            evicts: false,
             op: |s, _| {
                 let ids = sorted_ids(s);
                 s.release(ids[0])?;
@@ -77,15 +82,24 @@ fn scenarios() -> Vec<Scenario> {
             },
         },
         Scenario {
+            name: "clear",
+            prefix: small.clone(),
+            damages: false,
+            evicts: false,
+            op: |s, _| s.clear(),
+        },
+        Scenario {
             name: "checkpoint",
             prefix: small.clone(),
             damages: false,
+            evicts: false,
             op: |s, _| s.checkpoint(),
         },
         Scenario {
             name: "puts that fill the journal",
             prefix: small.clone(),
             damages: false,
+            evicts: false,
             op: |s, rng| {
                 for _ in 0..5 {
                     s.put(&chunk(rng, 2))?;
@@ -97,6 +111,7 @@ fn scenarios() -> Vec<Scenario> {
             name: "dropping a corrupt chunk",
             prefix: small,
             damages: true,
+            evicts: false,
             op: |s, _| {
                 let ids = sorted_ids(s);
                 let start = s.read_state().index[&ids[0]].start;
@@ -197,6 +212,13 @@ fn a_crash_at_any_write_point_leaves_a_consistent_store() {
         let before = dev.ops();
         (sc.op)(&store, &mut Rng::new(7)).unwrap_or_else(|e| panic!("{}: dry run: {e}", sc.name));
         let n = dev.ops() - before;
+        assert_eq!(
+            store.stats().evictions > 0,
+            sc.evicts,
+            "{}: evictions {}",
+            sc.name,
+            store.stats().evictions
+        );
         assert!(n >= 2, "{}: only {n} device ops", sc.name);
         for id in store.ids() {
             if let Some(data) = store.get(id).unwrap() {
