@@ -14,6 +14,7 @@
 //! - `ChunkStore`: put/get/evict chunks on a `BlockDevice`.
 
 mod alloc;
+mod backup;
 mod cdc;
 mod checkpoint;
 mod device;
@@ -21,6 +22,7 @@ mod error;
 mod file_device;
 mod format;
 mod journal;
+mod probe;
 mod read;
 mod store;
 #[cfg(any(test, feature = "testutil"))]
@@ -30,10 +32,12 @@ mod ublk;
 mod uring;
 mod verify;
 
+pub use backup::{check_backup, restore_backup, BackupInfo};
 pub use cdc::{chunks, cut_points, CdcParams, ChunkId, Recipe, RecipeChunk};
 pub use device::{AlignedBuf, BlockDevice, ReadReq, ALIGN};
 pub use error::{Error, Result};
 pub use file_device::FileBlockDevice;
+pub use probe::{find_signature, in_use, probe, DeviceClaim};
 pub use store::{ChunkStore, FormatOptions, Stats, StoreOptions};
 #[cfg(feature = "ublk")]
 pub use ublk::{delete_dead_device, UblkOptions, UblkServer};
