@@ -30,7 +30,7 @@ echo "vmtest: building test binaries on the host"
 # Release: the guest runs under TCG, where debug builds crawl.
 cargo build -q --release -p musicfs-blockcache --features ublk --examples \
     || { echo "FAIL vmtest: cargo build --features ublk --examples" >&2; exit 1; }
-TESTBIN=$(cargo test -q --release -p musicfs-blockcache --no-run --message-format=json 2>/dev/null \
+TESTBIN=$(cargo test -q --release -p musicfs-blockcache --features ublk --no-run --message-format=json 2>/dev/null \
     | python3 -c 'import json,sys
 for l in sys.stdin:
     try: m = json.loads(l)
@@ -81,11 +81,13 @@ if ! modprobe ublk_drv; then fail "modprobe ublk_drv"; finish; fi
 pass "ublk_drv loaded ($(uname -r))"
 
 if [ -n "$TESTBIN" ] && [ -x "$TESTBIN" ]; then
-    # The io_uring device's own tests, on this kernel (temp files on tmpfs).
-    if TMPDIR=$W "$TESTBIN" -q uring:: >"$W/unit.log" 2>&1; then
-        pass "UringBlockDevice unit tests on $(uname -r)"
+    # The io_uring device's and the ublk server's own tests on this kernel,
+    # including the ignored ones that need root and ublk_drv (temp files on
+    # tmpfs).
+    if TMPDIR=$W "$TESTBIN" -q --include-ignored uring:: ublk:: >"$W/unit.log" 2>&1; then
+        pass "UringBlockDevice and UblkServer unit tests on $(uname -r) ($(grep -o '[0-9]* passed' "$W/unit.log"))"
     else
-        tail -20 "$W/unit.log"; fail "UringBlockDevice unit tests on $(uname -r)"
+        tail -30 "$W/unit.log"; fail "UringBlockDevice and UblkServer unit tests on $(uname -r)"
     fi
 fi
 

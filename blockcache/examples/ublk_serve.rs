@@ -11,7 +11,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use musicfs_blockcache::{delete_dead_device, UblkOptions, UblkServer};
+use musicfs_blockcache::{UblkOptions, UblkServer};
 
 struct Args {
     backing: PathBuf,
@@ -103,16 +103,6 @@ fn main() -> ExitCode {
         if let Err(e) = f {
             eprintln!("ublk_serve: {}: {e}", args.backing.display());
             return ExitCode::FAILURE;
-        }
-    }
-    if let Some(id) = args.opts.id {
-        match delete_dead_device(id) {
-            Ok(true) => eprintln!("ublk_serve: deleted dead /dev/ublkb{id}"),
-            Ok(false) => {}
-            Err(e) => {
-                eprintln!("ublk_serve: {e}");
-                return ExitCode::FAILURE;
-            }
         }
     }
     let server = match UblkServer::start_with(&args.backing, &args.opts) {

@@ -46,6 +46,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone)]
 pub struct UblkOptions {
     /// The device id N of `/dev/ublkbN`, or `None` for the next free one.
+    /// With an id, `start` first deletes a device of that id whose server
+    /// died (see [`delete_dead_device`]), so a restarted daemon gets the
+    /// same `/dev/ublkbN` back.
     pub id: Option<u32>,
     /// Hardware queues (one serving thread each).
     pub queues: u16,
@@ -132,6 +135,11 @@ impl UblkServer {
                 "/dev/ublk-control is missing (modprobe ublk_drv; needs Linux 6.0+ and root)",
             ));
         }
+        if let Some(id) = opts.id {
+            // A daemon restarted after a crash finds its old device dead
+            // under the same id: reclaim it (its content is the backing's).
+            delete_dead_device(id)?;
+        }
         let (file, size) = open_backing(backing)?;
         if size < ALIGN as u64 {
             return Err(err(
@@ -197,6 +205,12 @@ impl UblkServer {
         &self.backing
     }
 
+    /// Whether the device is still being served (false once it was
+    /// stopped or deleted from outside).
+    pub fn is_serving(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
     /// Stops serving and deletes the device; pending I/O on it fails.
     /// Close the store on it first.
     pub fn stop(mut self) -> Result<()> {
@@ -208,6 +222,12 @@ impl UblkServer {
             return Ok(());
         };
         let what = self.device.display().to_string();
+        if thread.is_finished() {
+            // The device went away on its own (deleted from outside); the
+            // thread has already cleaned up.
+            let _ = thread.join();
+            return Ok(());
+        }
         // STOP_DEV ends the queues; the serving thread then returns from
         // run_target and its control handle deletes the device on drop.
         let ctrl =
@@ -430,5 +450,93 @@ fn handle_io(q: &UblkQueue, tag: u16, ctx: &UblkIOCtx, buf: &[u8]) {
     if let Err(e) = q.ublk_submit_sqe_sync(sqe) {
         tracing::warn!(tag, error = ?e, "ublk backing submit failed");
         complete(-libc::EIO);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{AlignedBuf, BlockDevice, UringBlockDevice};
+
+    fn have_ublk() -> bool {
+        Path::new("/dev/ublk-control").exists()
+    }
+
+    #[test]
+    fn backing_size_is_rounded_down_and_kinds_checked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("b.img");
+        std::fs::File::create(&p)
+            .and_then(|f| f.set_len((1 << 20) + 1000))
+            .expect("create");
+        let (_f, size) = open_backing(&p).expect("open backing");
+        assert_eq!(size, 1 << 20);
+        let e = open_backing(dir.path()).expect_err("a directory is no backing");
+        assert!(
+            e.to_string().contains(&dir.path().display().to_string()),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn start_without_the_driver_says_what_to_do() {
+        if have_ublk() {
+            return; // covered by the VM test below
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("b.img");
+        std::fs::File::create(&p)
+            .and_then(|f| f.set_len(1 << 20))
+            .expect("create");
+        let e = UblkServer::start(&p, 1, 32).expect_err("no ublk_drv here");
+        assert!(e.to_string().contains("modprobe ublk_drv"), "{e}");
+    }
+
+    /// Needs root and ublk_drv: scripts/vmtest.sh runs it in the VM.
+    #[test]
+    #[ignore = "needs root and ublk_drv (scripts/vmtest.sh runs it)"]
+    fn serves_stops_and_reattaches_the_same_content() {
+        assert!(have_ublk(), "modprobe ublk_drv first");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let backing = dir.path().join("backing.img");
+        std::fs::File::create(&backing)
+            .and_then(|f| f.set_len(16 << 20))
+            .expect("create backing");
+        let opts = UblkOptions {
+            id: Some(7),
+            queues: 2,
+            depth: 16,
+            ..UblkOptions::default()
+        };
+        let server = UblkServer::start_with(&backing, &opts).expect("start");
+        assert_eq!(server.device_path(), Path::new("/dev/ublkb7"));
+        assert!(server.is_serving());
+        let data: Vec<u8> = (0..64 << 10).map(|i| (i % 251) as u8).collect();
+        let w = AlignedBuf::from_slice(&data);
+        {
+            let dev = UringBlockDevice::open(server.device_path(), None).expect("open ublk dev");
+            assert_eq!(dev.size(), 16 << 20);
+            dev.write_at(&w, 1 << 20).expect("write");
+            dev.flush().expect("flush");
+            let mut r = AlignedBuf::zeroed(w.len());
+            dev.read_at(&mut r, 1 << 20).expect("read");
+            assert_eq!(r.as_slice(), w.as_slice());
+        }
+        server.stop().expect("stop");
+        assert!(!Path::new("/dev/ublkb7").exists(), "device left behind");
+        assert!(!Path::new("/sys/class/ublk-char/ublkc7").exists());
+
+        // A new server over the same backing shows the same bytes; the
+        // backing file itself holds them 1:1.
+        let on_disk = std::fs::read(&backing).expect("read backing");
+        assert_eq!(&on_disk[1 << 20..(1 << 20) + data.len()], &data[..]);
+        let server = UblkServer::start_with(&backing, &opts).expect("restart");
+        let dev = UringBlockDevice::open(server.device_path(), None).expect("reopen");
+        let mut r = AlignedBuf::zeroed(w.len());
+        dev.read_at(&mut r, 1 << 20).expect("read after restart");
+        assert_eq!(r.as_slice(), w.as_slice());
+        drop(dev);
+        drop(server); // Drop stops and deletes too
+        assert!(!Path::new("/sys/class/ublk-char/ublkc7").exists());
     }
 }
