@@ -209,7 +209,17 @@ fn read_runs(path: &Path, mut sink: impl FnMut(u64, &[u8]) -> Result<()>) -> Res
         }
     };
     let mut header = [0u8; HEADER_LEN];
-    input.read_exact(&mut header).map_err(rerr)?;
+    let mut got = 0;
+    while got < HEADER_LEN {
+        match input.read(&mut header[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) => return Err(file_err(path, "read", 0, e)),
+        }
+    }
+    if got < HEADER_LEN && &header[..8] == MAGIC {
+        return Err(not_backup(path, "truncated"));
+    }
     let info = BackupInfo::decode(&header, path)?;
     let mut hash = Xxh3::new();
     let mut payload = 0u64;

@@ -64,6 +64,55 @@ pub enum Command {
     /// Configuration commands
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// The chunk cache of remote origins: stats, clear, verify, format, backup, restore
+    #[command(subcommand)]
+    Cache(CacheCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Sizes, counters, dedup ratio, device and I/O backend (from the daemon,
+    /// or read offline from the configured device when no daemon answers)
+    Stats(CacheStatsArgs),
+    /// Drop every cached chunk (through the daemon, or offline)
+    Clear,
+    /// Check the whole store: superblocks, journal, index, bitmap, every chunk's checksum
+    Verify,
+    /// Write an empty chunk store onto DEVICE (offline). Refuses a mounted
+    /// or busy device always, and one holding a filesystem, partition table
+    /// or store unless --force
+    Format(CacheFormatArgs),
+    /// Write a consistent backup of the whole cache to FILE
+    Backup(CacheFileArgs),
+    /// Check the backup FILE, write it onto the configured device (offline), and verify it
+    Restore(CacheFileArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CacheStatsArgs {
+    /// Print one JSON object
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CacheFormatArgs {
+    /// A block device (partition, loop device) or an image file (created if missing)
+    #[arg(value_name = "DEVICE")]
+    pub device: PathBuf,
+    /// Size of an image file, e.g. 10GiB [default: the configured [cache] size]
+    #[arg(long, value_name = "S")]
+    pub size: Option<crate::config::ByteSize>,
+    /// Overwrite a filesystem, partition table or store found on DEVICE
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CacheFileArgs {
+    /// The backup file
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
 }
 
 fn template_help() -> String {
@@ -206,6 +255,33 @@ mod tests {
             Cli::try_parse_from(["musicfs", "status", "--json", "--socket", "/s"]).expect("parse");
         assert_eq!(a.global.socket, Some(PathBuf::from("/s")));
         assert_eq!(b.global.socket, Some(PathBuf::from("/s")));
+    }
+
+    #[test]
+    fn cache_commands_parse() {
+        let c = Cli::try_parse_from([
+            "musicfs",
+            "cache",
+            "format",
+            "/dev/loop3",
+            "--size",
+            "64MiB",
+            "--force",
+        ])
+        .expect("parse");
+        let Command::Cache(CacheCommand::Format(f)) = &c.command else {
+            panic!("not cache format")
+        };
+        assert_eq!(f.size, Some(crate::config::ByteSize(64 << 20)));
+        assert!(f.force);
+        assert!(
+            Cli::try_parse_from(["musicfs", "cache", "format", "/x", "--size", "big"]).is_err()
+        );
+        let c = Cli::try_parse_from(["musicfs", "cache", "stats", "--json"]).expect("parse");
+        assert!(matches!(
+            c.command,
+            Command::Cache(CacheCommand::Stats(CacheStatsArgs { json: true }))
+        ));
     }
 
     #[test]

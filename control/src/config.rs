@@ -31,6 +31,17 @@
 //! threads = 2
 //! debounce_ms = 300
 //!
+//! [cache]
+//! kind = "image"                 # "image", "device" or "ublk"
+//! device = "~/.cache/musicfs/cache.img"
+//! size = "10GiB"                 # for an image file (and a ublk backing file)
+//! # ublk_backing = "/dev/sdb1"   # kind = "ublk": the file or partition served
+//! min_chunk = "16KiB"
+//! avg_chunk = "64KiB"
+//! max_chunk = "256KiB"
+//! high_watermark = 0.9
+//! low_watermark = 0.8
+//!
 //! [[origins]]
 //! name = "music"
 //! kind = "local"
@@ -72,6 +83,8 @@ pub struct Config {
     pub fuse: FuseConfig,
     /// The scanner and the origin watchers.
     pub scan: ScanConfig,
+    /// The chunk cache of remote origins.
+    pub cache: CacheConfig,
     /// Origins to serve (besides one given on the `mount`/`scan` command line).
     pub origins: Vec<OriginConfig>,
 }
@@ -107,6 +120,176 @@ pub struct ScanConfig {
     /// the changed files, in milliseconds. Default `300`.
     /// Env `MUSICFS_SCAN_DEBOUNCE_MS`.
     pub debounce_ms: u64,
+}
+
+/// `[cache]`: the chunk store that caches remote content, on a block
+/// device of its own (no filesystem in between).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// `image` (a sparse image file, created and formatted on first use),
+    /// `device` (a partition, loop or other block device, formatted with
+    /// `musicfs cache format DEVICE`), or `ublk` (musicfs serves
+    /// `/dev/ublkbN` over `ublk_backing` for as long as the daemon runs).
+    /// Default `image`. Env `MUSICFS_CACHE_KIND`.
+    pub kind: CacheKind,
+    /// The image file or block device. Default `<cache_dir>/cache.img`
+    /// (`~/.cache/musicfs/cache.img`). Env `MUSICFS_CACHE_DEVICE`.
+    pub device: Option<PathBuf>,
+    /// Size of a new image file (sparse: it takes space as it fills), in
+    /// bytes or with a unit (`"10GiB"`, `"500MB"`). Default `10GiB`.
+    /// Env `MUSICFS_CACHE_SIZE`.
+    pub size: ByteSize,
+    /// For `kind = "ublk"`: the file or partition the ublk device serves.
+    /// Default: `device`. Env `MUSICFS_CACHE_UBLK_BACKING`.
+    pub ublk_backing: Option<PathBuf>,
+    /// Content-defined chunk sizes (FastCDC). Defaults `16KiB`, `64KiB`,
+    /// `256KiB`. Env `MUSICFS_CACHE_MIN_CHUNK`, `_AVG_CHUNK`, `_MAX_CHUNK`.
+    pub min_chunk: ByteSize,
+    pub avg_chunk: ByteSize,
+    pub max_chunk: ByteSize,
+    /// Eviction starts when this fraction of the data region is used.
+    /// Default `0.9`. Env `MUSICFS_CACHE_HIGH_WATERMARK`.
+    pub high_watermark: f64,
+    /// Eviction frees down to this fraction. Default `0.8`.
+    /// Env `MUSICFS_CACHE_LOW_WATERMARK`.
+    pub low_watermark: f64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheKind {
+    #[default]
+    Image,
+    Device,
+    Ublk,
+}
+
+impl std::str::FromStr for CacheKind {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "image" => Ok(CacheKind::Image),
+            "device" => Ok(CacheKind::Device),
+            "ublk" => Ok(CacheKind::Ublk),
+            _ => Err(format!(
+                "invalid cache kind {s:?}, expected one of image, device, ublk"
+            )),
+        }
+    }
+}
+
+impl CacheKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheKind::Image => "image",
+            CacheKind::Device => "device",
+            CacheKind::Ublk => "ublk",
+        }
+    }
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            kind: CacheKind::Image,
+            device: None,
+            size: ByteSize(10 << 30),
+            ublk_backing: None,
+            min_chunk: ByteSize(16 << 10),
+            avg_chunk: ByteSize(64 << 10),
+            max_chunk: ByteSize(256 << 10),
+            high_watermark: 0.9,
+            low_watermark: 0.8,
+        }
+    }
+}
+
+impl CacheConfig {
+    /// The image file or block device (after [`Config::load`] it is set).
+    pub fn device_path(&self, cache_dir: &Path) -> PathBuf {
+        self.device
+            .clone()
+            .unwrap_or_else(|| cache_dir.join("cache.img"))
+    }
+}
+
+/// A size in bytes, written as a number or a string with a unit:
+/// `"10GiB"`, `"64 MiB"`, `"500MB"`, `"4096"` (K/M/G/T are powers of 1024
+/// with or without `iB`; `KB`/`MB`/`GB`/`TB` powers of 1000).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ByteSize(pub u64);
+
+impl std::str::FromStr for ByteSize {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let t = s.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let bad = || {
+            format!("invalid size {s:?}, expected bytes or a number with a unit such as \"10GiB\"")
+        };
+        let n: u64 = num.parse().map_err(|_| bad())?;
+        let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "k" | "kib" => 1 << 10,
+            "m" | "mib" => 1 << 20,
+            "g" | "gib" => 1 << 30,
+            "t" | "tib" => 1 << 40,
+            "kb" => 1_000,
+            "mb" => 1_000_000,
+            "gb" => 1_000_000_000,
+            "tb" => 1_000_000_000_000,
+            _ => return Err(bad()),
+        };
+        n.checked_mul(mult).map(ByteSize).ok_or_else(bad)
+    }
+}
+
+impl std::fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (unit, size) in [
+            ("TiB", 1u64 << 40),
+            ("GiB", 1 << 30),
+            ("MiB", 1 << 20),
+            ("KiB", 1 << 10),
+        ] {
+            if self.0 >= size && self.0.is_multiple_of(size) {
+                return write!(f, "{}{unit}", self.0 / size);
+            }
+        }
+        write!(f, "{}", self.0)
+    }
+}
+
+impl Serialize for ByteSize {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = ByteSize;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a size in bytes or a string such as \"10GiB\"")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> std::result::Result<ByteSize, E> {
+                Ok(ByteSize(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> std::result::Result<ByteSize, E> {
+                u64::try_from(v)
+                    .map(ByteSize)
+                    .map_err(|_| E::custom("a size cannot be negative"))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<ByteSize, E> {
+                v.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// `[[origins]]`: one place audio files live.
@@ -184,6 +367,7 @@ impl Default for Config {
             template: musicfs_index::DEFAULT_TEMPLATE.to_string(),
             fuse: FuseConfig::default(),
             scan: ScanConfig::default(),
+            cache: CacheConfig::default(),
             origins: Vec::new(),
         }
     }
@@ -224,6 +408,15 @@ pub struct Overrides {
     pub allow_other: Option<bool>,
     pub scan_threads: Option<usize>,
     pub debounce_ms: Option<u64>,
+    pub cache_kind: Option<CacheKind>,
+    pub cache_device: Option<PathBuf>,
+    pub cache_size: Option<ByteSize>,
+    pub cache_ublk_backing: Option<PathBuf>,
+    pub cache_min_chunk: Option<ByteSize>,
+    pub cache_avg_chunk: Option<ByteSize>,
+    pub cache_max_chunk: Option<ByteSize>,
+    pub cache_high_watermark: Option<f64>,
+    pub cache_low_watermark: Option<f64>,
 }
 
 /// The environment variable that names the config file.
@@ -243,6 +436,15 @@ pub const ENV_VARS: &[&str] = &[
     "MUSICFS_FUSE_ALLOW_OTHER",
     "MUSICFS_SCAN_THREADS",
     "MUSICFS_SCAN_DEBOUNCE_MS",
+    "MUSICFS_CACHE_KIND",
+    "MUSICFS_CACHE_DEVICE",
+    "MUSICFS_CACHE_SIZE",
+    "MUSICFS_CACHE_UBLK_BACKING",
+    "MUSICFS_CACHE_MIN_CHUNK",
+    "MUSICFS_CACHE_AVG_CHUNK",
+    "MUSICFS_CACHE_MAX_CHUNK",
+    "MUSICFS_CACHE_HIGH_WATERMARK",
+    "MUSICFS_CACHE_LOW_WATERMARK",
 ];
 
 impl Overrides {
@@ -285,6 +487,25 @@ impl Overrides {
                 "MUSICFS_SCAN_DEBOUNCE_MS" => {
                     o.debounce_ms = Some(parse_num(&text()?).map_err(bad)?)
                 }
+                "MUSICFS_CACHE_KIND" => o.cache_kind = Some(text()?.parse().map_err(bad)?),
+                "MUSICFS_CACHE_DEVICE" => o.cache_device = Some(path()),
+                "MUSICFS_CACHE_SIZE" => o.cache_size = Some(text()?.parse().map_err(bad)?),
+                "MUSICFS_CACHE_UBLK_BACKING" => o.cache_ublk_backing = Some(path()),
+                "MUSICFS_CACHE_MIN_CHUNK" => {
+                    o.cache_min_chunk = Some(text()?.parse().map_err(bad)?)
+                }
+                "MUSICFS_CACHE_AVG_CHUNK" => {
+                    o.cache_avg_chunk = Some(text()?.parse().map_err(bad)?)
+                }
+                "MUSICFS_CACHE_MAX_CHUNK" => {
+                    o.cache_max_chunk = Some(text()?.parse().map_err(bad)?)
+                }
+                "MUSICFS_CACHE_HIGH_WATERMARK" => {
+                    o.cache_high_watermark = Some(parse_fraction(&text()?).map_err(bad)?)
+                }
+                "MUSICFS_CACHE_LOW_WATERMARK" => {
+                    o.cache_low_watermark = Some(parse_fraction(&text()?).map_err(bad)?)
+                }
                 _ => {
                     return Err(bad(format!(
                         "unknown variable; musicfs knows {ENV_CONFIG}, {}",
@@ -314,6 +535,19 @@ impl Overrides {
         set(&mut c.fuse.allow_other, &self.allow_other);
         set(&mut c.scan.threads, &self.scan_threads);
         set(&mut c.scan.debounce_ms, &self.debounce_ms);
+        set(&mut c.cache.kind, &self.cache_kind);
+        if self.cache_device.is_some() {
+            c.cache.device = self.cache_device.clone();
+        }
+        set(&mut c.cache.size, &self.cache_size);
+        if self.cache_ublk_backing.is_some() {
+            c.cache.ublk_backing = self.cache_ublk_backing.clone();
+        }
+        set(&mut c.cache.min_chunk, &self.cache_min_chunk);
+        set(&mut c.cache.avg_chunk, &self.cache_avg_chunk);
+        set(&mut c.cache.max_chunk, &self.cache_max_chunk);
+        set(&mut c.cache.high_watermark, &self.cache_high_watermark);
+        set(&mut c.cache.low_watermark, &self.cache_low_watermark);
     }
 }
 
@@ -323,6 +557,12 @@ fn parse_bool(s: &str) -> std::result::Result<bool, String> {
         "0" | "false" | "no" | "off" => Ok(false),
         _ => Err(format!("invalid boolean {s:?}, expected true or false")),
     }
+}
+
+fn parse_fraction(s: &str) -> std::result::Result<f64, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| format!("invalid number {s:?}, expected a fraction such as 0.9"))
 }
 
 fn parse_num<T: std::str::FromStr>(s: &str) -> std::result::Result<T, String> {
@@ -378,6 +618,10 @@ impl Config {
         Overrides::from_env(&sources.env)?.apply(&mut config);
         config.expand_home(dirs::home_dir().as_deref());
         sources.flags.apply(&mut config);
+        // The image follows `cache_dir` unless named; `config show` prints it.
+        if config.cache.device.is_none() {
+            config.cache.device = Some(config.cache_dir.join("cache.img"));
+        }
         config.validate()?;
         Ok(config)
     }
@@ -397,6 +641,12 @@ impl Config {
         expand(&mut self.log_file);
         for o in &mut self.origins {
             expand(&mut o.path);
+        }
+        for p in [&mut self.cache.device, &mut self.cache.ublk_backing]
+            .into_iter()
+            .flatten()
+        {
+            expand(p);
         }
     }
 
@@ -435,6 +685,33 @@ impl Config {
                 return bad(key, "must not be empty");
             }
         }
+        let c = &self.cache;
+        if !(0.0 < c.low_watermark && c.low_watermark < c.high_watermark && c.high_watermark <= 1.0)
+        {
+            return Err(Error::BadValue {
+                key: "cache.low_watermark".into(),
+                message: format!(
+                    "need 0 < low_watermark < high_watermark <= 1, got {} and {}",
+                    c.low_watermark, c.high_watermark
+                ),
+            });
+        }
+        let cdc = self.cdc_params();
+        if let Err(e) = cdc.validate() {
+            return Err(Error::BadValue {
+                key: "cache.min_chunk".into(),
+                message: format!(
+                    "chunk sizes {} / {} / {} (min / avg / max): {e}",
+                    c.min_chunk, c.avg_chunk, c.max_chunk
+                ),
+            });
+        }
+        if c.kind == CacheKind::Image && c.size.0 < (1 << 20) {
+            return bad("cache.size", "must be at least 1MiB");
+        }
+        if matches!(&c.device, Some(p) if p.as_os_str().is_empty()) {
+            return bad("cache.device", "must not be empty");
+        }
         let mut seen = std::collections::HashSet::new();
         for o in &self.origins {
             if o.name.trim().is_empty() || o.name.contains('/') {
@@ -454,6 +731,37 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// FastCDC sizes of `[cache]`.
+    pub fn cdc_params(&self) -> musicfs_blockcache::CdcParams {
+        let c = &self.cache;
+        let size = |b: ByteSize| usize::try_from(b.0).unwrap_or(usize::MAX);
+        musicfs_blockcache::CdcParams {
+            min: size(c.min_chunk),
+            avg: size(c.avg_chunk),
+            max: size(c.max_chunk),
+        }
+    }
+
+    /// The image file or block device of the cache (for `ublk`, the
+    /// backing the ublk device serves).
+    pub fn cache_device(&self) -> PathBuf {
+        self.cache.device_path(&self.cache_dir)
+    }
+
+    /// The file or partition a `ublk` cache serves.
+    pub fn ublk_backing(&self) -> PathBuf {
+        self.cache
+            .ublk_backing
+            .clone()
+            .unwrap_or_else(|| self.cache_device())
+    }
+
+    /// Whether the cache is the image musicfs made itself at its default
+    /// place, which it may create and format on first use.
+    pub fn cache_is_default_image(&self) -> bool {
+        self.cache_device() == self.cache_dir.join("cache.img")
     }
 
     /// The effective config as TOML (`musicfs config show`).
@@ -524,7 +832,9 @@ mod tests {
     #[test]
     fn empty_file_gives_defaults() {
         let c = load("", &[], Overrides::default()).expect("load");
-        assert_eq!(c, Config::default());
+        let mut want = Config::default();
+        want.cache.device = Some(want.cache_dir.join("cache.img"));
+        assert_eq!(c, want);
         assert!(c.fuse.passthrough);
         assert_eq!(c.fuse.threads, 4);
         assert_eq!(c.fuse.ttl_ms, 1000);
@@ -725,6 +1035,99 @@ mod tests {
     }
 
     #[test]
+    fn cache_defaults_follow_cache_dir() {
+        let c = load("cache_dir = \"/var/c\"\n", &[], Overrides::default()).expect("load");
+        assert_eq!(c.cache.kind, CacheKind::Image);
+        assert_eq!(c.cache_device(), PathBuf::from("/var/c/cache.img"));
+        assert!(c.cache_is_default_image());
+        assert_eq!(c.cache.size, ByteSize(10 << 30));
+        assert_eq!(
+            (
+                c.cache.min_chunk.0,
+                c.cache.avg_chunk.0,
+                c.cache.max_chunk.0
+            ),
+            (16 << 10, 64 << 10, 256 << 10)
+        );
+        assert_eq!((c.cache.high_watermark, c.cache.low_watermark), (0.9, 0.8));
+        assert_eq!(c.ublk_backing(), PathBuf::from("/var/c/cache.img"));
+    }
+
+    #[test]
+    fn cache_keys_are_read_from_file_and_env() {
+        let c = load(
+            "[cache]\nkind = \"ublk\"\ndevice = \"/dev/sdz\"\nsize = \"64 MiB\"\nublk_backing = \"~/b.img\"\nmin_chunk = 8192\navg_chunk = \"32KiB\"\nmax_chunk = \"128k\"\nhigh_watermark = 0.95\nlow_watermark = 0.5\n",
+            &[],
+            Overrides::default(),
+        )
+        .expect("load");
+        assert_eq!(c.cache.kind, CacheKind::Ublk);
+        assert_eq!(c.cache_device(), PathBuf::from("/dev/sdz"));
+        assert!(!c.cache_is_default_image());
+        assert_eq!(c.cache.size, ByteSize(64 << 20));
+        assert!(c.ublk_backing().ends_with("b.img") && !c.ublk_backing().starts_with("~"));
+        assert_eq!(c.cdc_params().min, 8192);
+        assert_eq!(c.cdc_params().avg, 32 << 10);
+        assert_eq!(c.cdc_params().max, 128 << 10);
+        assert_eq!((c.cache.high_watermark, c.cache.low_watermark), (0.95, 0.5));
+
+        let env = [
+            ("MUSICFS_CACHE_KIND", "device"),
+            ("MUSICFS_CACHE_DEVICE", "/dev/loop7"),
+            ("MUSICFS_CACHE_SIZE", "1GB"),
+            ("MUSICFS_CACHE_LOW_WATERMARK", "0.7"),
+        ];
+        let c = load("[cache]\nkind = \"ublk\"\n", &env, Overrides::default()).expect("load");
+        assert_eq!(c.cache.kind, CacheKind::Device);
+        assert_eq!(c.cache_device(), PathBuf::from("/dev/loop7"));
+        assert_eq!(c.cache.size, ByteSize(1_000_000_000));
+        assert_eq!(c.cache.low_watermark, 0.7);
+    }
+
+    #[test]
+    fn bad_cache_values_name_their_key() {
+        for (text, key) in [
+            ("[cache]\nkind = \"tape\"\n", "`cache.kind`"),
+            ("[cache]\nsize = \"lots\"\n", "`cache.size`"),
+            ("[cache]\nsize = -5\n", "`cache.size`"),
+            ("[cache]\ndevise = \"/x\"\n", "cache.devise"),
+            (
+                "[cache]\nhigh_watermark = 0.5\nlow_watermark = 0.6\n",
+                "cache.low_watermark",
+            ),
+            ("[cache]\nmin_chunk = \"1MiB\"\n", "cache.min_chunk"),
+            ("[cache]\nsize = 4096\n", "cache.size"),
+        ] {
+            let msg = load(text, &[], Overrides::default())
+                .expect_err(text)
+                .to_string();
+            assert!(msg.contains(key), "{text}: {msg}");
+        }
+        let err =
+            load("", &[("MUSICFS_CACHE_SIZE", "big")], Overrides::default()).expect_err("bad env");
+        assert!(err.to_string().contains("MUSICFS_CACHE_SIZE"), "{err}");
+    }
+
+    #[test]
+    fn byte_sizes_parse_and_print() {
+        for (text, n) in [
+            ("4096", 4096),
+            ("10GiB", 10 << 30),
+            ("10 GiB", 10 << 30),
+            ("64m", 64 << 20),
+            ("500MB", 500_000_000),
+            ("3KiB", 3072),
+        ] {
+            assert_eq!(text.parse::<ByteSize>(), Ok(ByteSize(n)), "{text}");
+        }
+        assert!("".parse::<ByteSize>().is_err());
+        assert!("1.5GiB".parse::<ByteSize>().is_err());
+        assert!("99999999999TiB".parse::<ByteSize>().is_err());
+        assert_eq!(ByteSize(10 << 30).to_string(), "10GiB");
+        assert_eq!(ByteSize(1000).to_string(), "1000");
+    }
+
+    #[test]
     fn show_round_trips() {
         let mut c = Config::default();
         c.origins.push(OriginConfig {
@@ -733,6 +1136,9 @@ mod tests {
             path: "/srv/m".into(),
         });
         c.fuse.threads = 9;
+        c.cache.size = ByteSize(64 << 20);
+        c.cache.kind = CacheKind::Device;
+        c.cache.device = Some("/dev/loop3".into());
         let text = c.to_toml();
         let back = Config::from_toml(&text, Path::new("shown.toml")).expect("parse shown");
         assert_eq!(back, c);

@@ -10,6 +10,7 @@
 //! RPC (already drained), or when the filesystem is unmounted from outside
 //! (`fusermount3 -u`); in every case the socket is removed and `run`
 //! returns `Ok`.
+use crate::cache::CacheSlot;
 use crate::config::Config;
 use crate::detach::Ready;
 use crate::error::{Error, Result};
@@ -313,6 +314,19 @@ fn run_inner(config: &Config, req: &MountRequest, ready: &mut Option<Ready>) -> 
         }
     };
     let (stop_tx, stop_rx) = mpsc::unbounded_channel();
+    // The cache opens beside the mount, in the background: a new image is
+    // formatted first, and a ublk device takes a moment to come up. The
+    // mount never waits for it and works without it.
+    let cache = Arc::new(CacheSlot::default());
+    let cache_opener = {
+        let cache = cache.clone();
+        let config = config.clone();
+        std::thread::Builder::new()
+            .name("musicfs-cache-open".into())
+            .spawn(move || cache.open(&config))
+            .map_err(|e| tracing::error!("cannot start the cache opener thread: {e}"))
+            .ok()
+    };
     let state = Arc::new(DaemonState {
         catalog,
         scanner: scanner.clone(),
@@ -322,6 +336,8 @@ fn run_inner(config: &Config, req: &MountRequest, ready: &mut Option<Ready>) -> 
         passthrough_enabled: config.fuse.passthrough,
         started,
         stop: stop_tx.clone(),
+        cache: cache.clone(),
+        cache_device: crate::cache::offline_path(config),
     });
     let outcome = runtime.block_on(serve_until_stop(
         config,
@@ -336,6 +352,7 @@ fn run_inner(config: &Config, req: &MountRequest, ready: &mut Option<Ready>) -> 
         Err(e) => {
             scanner.cancel();
             unmount(mounted, false);
+            close_cache(&cache, cache_opener);
             return Err(e);
         }
     };
@@ -344,8 +361,21 @@ fn run_inner(config: &Config, req: &MountRequest, ready: &mut Option<Ready>) -> 
     drop(state);
     unmount(mounted, stats.open_handles.load(Ordering::SeqCst) > 0);
     runtime.shutdown_timeout(Duration::from_secs(1));
+    close_cache(&cache, cache_opener);
     tracing::info!(?cause, "stopped");
     Ok(())
+}
+
+/// Closes the cache (checkpoint, then the ublk device stops) once the
+/// opener is done, so the ublk server never outlives the daemon.
+fn close_cache(cache: &CacheSlot, opener: Option<std::thread::JoinHandle<()>>) {
+    cache.close();
+    if let Some(opener) = opener {
+        // An open still running sees the slot closed and closes at once.
+        if opener.join().is_err() {
+            tracing::warn!("the cache opener thread panicked");
+        }
+    }
 }
 
 /// Binds the socket, reports readiness, starts the background work, and

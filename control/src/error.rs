@@ -21,6 +21,8 @@ pub enum Error {
     Index(#[from] musicfs_index::Error),
     #[error(transparent)]
     Origin(#[from] musicfs_origins::Error),
+    #[error(transparent)]
+    Cache(#[from] musicfs_blockcache::Error),
     #[error("{context}: {source}")]
     Io {
         context: String,

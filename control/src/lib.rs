@@ -2,6 +2,7 @@
 //! reads the configuration (file, environment, flags), serves and calls the
 //! `musicfs.v1` gRPC control API over a Unix socket.
 //!
+//! - [`cache`]: the chunk cache: opening, claiming, formatting, restoring;
 //! - [`config`]: the effective config and where it comes from;
 //! - [`cli`]: the `musicfs` command line;
 //! - [`daemon`]: the mount daemon (`musicfs mount`);
@@ -9,6 +10,7 @@
 //! - [`scanner`]: scan coordination shared by the daemon and `musicfs scan`;
 //! - [`service`]: the gRPC service; [`socket`]: the control socket.
 
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod daemon;

@@ -28,6 +28,8 @@ macro_rules! out {
     }};
 }
 
+mod cache_cmd;
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -107,10 +109,11 @@ fn run(cli: Cli, config: Config) -> Result<()> {
         Command::Origins => client(origins(&config)),
         Command::Rescan(r) => client(rescan(&config, r.origin.clone())),
         Command::Shutdown(s) => client(shutdown(&config, s.timeout)),
+        Command::Cache(c) => cache_cmd::run(c, &config),
     }
 }
 
-fn client(fut: impl std::future::Future<Output = Result<()>>) -> Result<()> {
+pub(crate) fn client(fut: impl std::future::Future<Output = Result<()>>) -> Result<()> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -164,14 +167,14 @@ fn progress_bar(len: u64) -> ProgressBar {
 }
 
 /// Progress shown on a terminal as a bar, otherwise as a line every few seconds.
-struct Progress {
+pub(crate) struct Progress {
     bar: Option<ProgressBar>,
     last_line: std::sync::Mutex<Instant>,
     label: String,
 }
 
 impl Progress {
-    fn new(label: &str) -> Progress {
+    pub(crate) fn new(label: &str) -> Progress {
         let bar = std::io::stderr().is_terminal().then(|| {
             let b = progress_bar(0);
             b.set_prefix(label.to_string());
@@ -183,7 +186,7 @@ impl Progress {
             label: label.to_string(),
         }
     }
-    fn update(&self, total: u64, done: u64, current: &str) {
+    pub(crate) fn update(&self, total: u64, done: u64, current: &str) {
         match &self.bar {
             Some(b) => {
                 b.set_length(total);
@@ -199,7 +202,7 @@ impl Progress {
             }
         }
     }
-    fn finish(&self) {
+    pub(crate) fn finish(&self) {
         if let Some(b) = &self.bar {
             b.finish_and_clear();
         }
@@ -235,7 +238,7 @@ fn scan(config: &Config, name: &str, source: &std::path::Path) -> Result<()> {
 /// is reported as not answering.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
-async fn unary<T>(
+pub(crate) async fn unary<T>(
     call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 ) -> Result<T> {
     match tokio::time::timeout(REQUEST_TIMEOUT, call).await {
@@ -277,6 +280,9 @@ async fn status(config: &Config, json: bool) -> Result<()> {
             "bytes_read": s.bytes_read,
             "passthrough_active": s.passthrough_active,
             "passthrough_unavailable": s.passthrough_unavailable,
+            "cache_state": s.cache_state,
+            "cache_device": s.cache_device,
+            "cache_error": s.cache_error,
         });
         out!("{v}");
         return Ok(());
@@ -327,6 +333,10 @@ async fn status(config: &Config, json: bool) -> Result<()> {
         (Some(why), _) => out!("passthrough:  not in use: {why}"),
         (None, true) => out!("passthrough:  active"),
         (None, false) => out!("passthrough:  off"),
+    }
+    match s.cache_state.as_str() {
+        "failed" => out!("cache:        unavailable: {}", s.cache_error),
+        state => out!("cache:        {state}: {}", s.cache_device),
     }
     out!("scan errors:  {}", s.scan_errors);
     for e in &s.errors {

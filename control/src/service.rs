@@ -1,4 +1,5 @@
 //! The `musicfs.v1.Musicfs` gRPC service and the server around it.
+use crate::cache::{CacheRef, CacheSlot};
 use crate::error::Result;
 use crate::scanner::{ScanOutcome, ScanTarget, Scanner};
 use musicfs_fusefs::FsStats;
@@ -43,6 +44,10 @@ pub struct DaemonState {
     pub started: Instant,
     /// The daemon's main loop listens here.
     pub stop: mpsc::UnboundedSender<StopCause>,
+    /// The chunk cache (opened in the background; may have failed).
+    pub cache: Arc<CacheSlot>,
+    /// The configured cache device, for status while it is not open.
+    pub cache_device: PathBuf,
 }
 
 /// Waits until no file is open or `timeout` passes; true when drained.
@@ -86,6 +91,58 @@ pub async fn serve(
 
 fn status_of(e: crate::Error) -> Status {
     Status::internal(e.to_string())
+}
+
+/// The open cache, or FAILED_PRECONDITION saying why there is none.
+fn open_cache(state: &DaemonState) -> std::result::Result<CacheRef, Status> {
+    state.cache.get().map_err(Status::failed_precondition)
+}
+
+/// Runs blocking cache work off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> musicfs_blockcache::Result<T> + Send + 'static,
+) -> std::result::Result<T, Status> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(|e| Status::internal(e.to_string()))
+}
+
+/// The stats reply of an open store.
+pub fn stats_reply(c: &CacheRef) -> pb::CacheStatsReply {
+    let s = c.store.stats();
+    pb::CacheStatsReply {
+        state: "open".into(),
+        error: String::new(),
+        device: c.description.clone(),
+        kind: c.kind.as_str().into(),
+        io_backend: c.backend.into(),
+        capacity_bytes: s.capacity_bytes,
+        used_bytes: s.used_bytes,
+        free_bytes: s.free_bytes,
+        chunks: s.chunks,
+        logical_bytes: s.logical_bytes,
+        stored_bytes: s.stored_bytes,
+        dedup_ratio: s.dedup_ratio(),
+        hits: s.hits,
+        misses: s.misses,
+        evictions: s.evictions,
+        corrupt_chunks: s.corrupt_chunks,
+        pinned_chunks: s.pinned_chunks,
+    }
+}
+
+/// The verify reply of a report.
+pub fn verify_reply(r: &musicfs_blockcache::VerifyReport, device: &str) -> pb::VerifyCacheReply {
+    pb::VerifyCacheReply {
+        clean: r.is_clean(),
+        superblocks_valid: r.superblocks_valid.to_vec(),
+        chunks_checked: r.chunks_checked,
+        corrupt_chunks: r.corrupt_chunks.iter().map(|id| id.to_string()).collect(),
+        bitmap_mismatches: r.bitmap_mismatches,
+        problems: r.problems.clone(),
+        device: device.to_string(),
+    }
 }
 
 fn progress_msg(origin: &str, p: &IndexProgress) -> pb::ScanProgress {
@@ -181,6 +238,7 @@ impl Musicfs for ControlService {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::SeqCst);
+        let cache = s.cache.summary(&s.cache_device);
         Ok(Response::new(pb::StatusReply {
             mounted: s.mounted.load(Ordering::SeqCst),
             mountpoint: s.mountpoint.display().to_string(),
@@ -214,6 +272,9 @@ impl Musicfs for ControlService {
             } else {
                 Some("disabled in config".into())
             },
+            cache_state: cache.state.to_string(),
+            cache_device: cache.device,
+            cache_error: cache.error,
         }))
     }
 
@@ -281,6 +342,73 @@ impl Musicfs for ControlService {
             }
         });
         Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn get_cache_stats(
+        &self,
+        _request: Request<pb::GetCacheStatsRequest>,
+    ) -> std::result::Result<Response<pb::CacheStatsReply>, Status> {
+        match self.state.cache.get() {
+            Ok(c) => Ok(Response::new(stats_reply(&c))),
+            Err(_) => {
+                let summary = self.state.cache.summary(&self.state.cache_device);
+                Ok(Response::new(pb::CacheStatsReply {
+                    state: summary.state.into(),
+                    error: summary.error,
+                    device: summary.device,
+                    ..pb::CacheStatsReply::default()
+                }))
+            }
+        }
+    }
+
+    async fn clear_cache(
+        &self,
+        _request: Request<pb::ClearCacheRequest>,
+    ) -> std::result::Result<Response<pb::ClearCacheReply>, Status> {
+        let c = open_cache(&self.state)?;
+        let before = c.store.stats();
+        let store = c.store.clone();
+        blocking(move || store.clear()).await?;
+        tracing::info!(chunks = before.chunks, "chunk cache cleared");
+        Ok(Response::new(pb::ClearCacheReply {
+            chunks_dropped: before.chunks,
+            bytes_freed: before.used_bytes,
+        }))
+    }
+
+    async fn verify_cache(
+        &self,
+        _request: Request<pb::VerifyCacheRequest>,
+    ) -> std::result::Result<Response<pb::VerifyCacheReply>, Status> {
+        let c = open_cache(&self.state)?;
+        let store = c.store.clone();
+        let report = blocking(move || store.verify()).await?;
+        if !report.is_clean() {
+            tracing::warn!(problems = ?report.problems, corrupt = report.corrupt_chunks.len(), "cache verify found problems");
+        }
+        Ok(Response::new(verify_reply(&report, &c.description)))
+    }
+
+    async fn backup_cache(
+        &self,
+        request: Request<pb::BackupCacheRequest>,
+    ) -> std::result::Result<Response<pb::BackupCacheReply>, Status> {
+        let path = PathBuf::from(request.into_inner().path);
+        if !path.is_absolute() {
+            return Err(Status::invalid_argument(format!(
+                "backup path {} is not absolute",
+                path.display()
+            )));
+        }
+        let c = open_cache(&self.state)?;
+        let store = c.store.clone();
+        let chunks = store.stats().chunks;
+        let info = blocking(move || store.backup(&path, &mut |_, _| {})).await?;
+        Ok(Response::new(pb::BackupCacheReply {
+            bytes: info.payload_bytes,
+            chunks,
+        }))
     }
 
     async fn shutdown(

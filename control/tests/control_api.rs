@@ -62,6 +62,15 @@ async fn control_api_over_the_socket() {
     assert_eq!(dir_mode & 0o777, 0o700, "socket directory must be 0700");
 
     let (stop_tx, mut stop_rx) = tokio::sync::mpsc::unbounded_channel();
+    // A small default image under the test's cache_dir, opened as the
+    // daemon opens it (created and formatted on first use).
+    let mut cache_config = Config {
+        cache_dir: dir.path().join("cache"),
+        ..Config::default()
+    };
+    cache_config.cache.size = musicfs_control::config::ByteSize(16 << 20);
+    cache_config.cache.device = Some(cache_config.cache_dir.join("cache.img"));
+    let cache = Arc::new(musicfs_control::cache::CacheSlot::default());
     let state = Arc::new(DaemonState {
         catalog: catalog.clone(),
         scanner: scanner.clone(),
@@ -71,6 +80,8 @@ async fn control_api_over_the_socket() {
         passthrough_enabled: true,
         started: Instant::now(),
         stop: stop_tx,
+        cache: cache.clone(),
+        cache_device: cache_config.cache_device(),
     });
     let (server_stop, server_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(service::serve(listener, state, async move {
@@ -101,6 +112,58 @@ async fn control_api_over_the_socket() {
     assert!(!status.scanning);
     assert!(status.passthrough_active);
     assert_eq!(status.template, DEFAULT_TEMPLATE);
+    assert_eq!(status.cache_state, "opening");
+    let err = client
+        .clear_cache(pb::ClearCacheRequest {})
+        .await
+        .expect_err("not open yet");
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition);
+
+    {
+        let cache = cache.clone();
+        let config = cache_config.clone();
+        tokio::task::spawn_blocking(move || cache.open(&config))
+            .await
+            .expect("join");
+    }
+    let stats = client
+        .get_cache_stats(pb::GetCacheStatsRequest {})
+        .await
+        .expect("GetCacheStats")
+        .into_inner();
+    assert_eq!(stats.state, "open", "{stats:?}");
+    assert_eq!(stats.kind, "image");
+    assert!(stats.device.contains("cache.img"), "{stats:?}");
+    assert!(["io_uring", "pread"].contains(&stats.io_backend.as_str()));
+    assert!(stats.capacity_bytes > 0 && stats.capacity_bytes < 16 << 20);
+    assert_eq!((stats.chunks, stats.used_bytes), (0, 0));
+    let verify = client
+        .verify_cache(pb::VerifyCacheRequest {})
+        .await
+        .expect("VerifyCache")
+        .into_inner();
+    assert!(verify.clean, "{verify:?}");
+    assert_eq!(verify.superblocks_valid, vec![true, true]);
+    let cleared = client
+        .clear_cache(pb::ClearCacheRequest {})
+        .await
+        .expect("ClearCache")
+        .into_inner();
+    assert_eq!(cleared.chunks_dropped, 0);
+    let backup = dir.path().join("cache.bak");
+    client
+        .backup_cache(pb::BackupCacheRequest {
+            path: backup.display().to_string(),
+        })
+        .await
+        .expect("BackupCache");
+    musicfs_blockcache::check_backup(&backup).expect("a valid backup");
+    let status = client
+        .get_status(pb::GetStatusRequest::default())
+        .await
+        .expect("GetStatus")
+        .into_inner();
+    assert_eq!(status.cache_state, "open");
 
     let origins = client
         .list_origins(pb::ListOriginsRequest {})
