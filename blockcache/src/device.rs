@@ -10,10 +10,12 @@ pub const ALIGN: usize = 4096;
 /// panicking caller cannot free memory the kernel still writes into while
 /// a request holding it is in flight (the device owns it until completion).
 pub struct AlignedBuf {
-    /// Start of an allocation of `len` bytes with alignment ALIGN, or a
-    /// dangling (but ALIGN-aligned) pointer when `len` is 0.
+    /// Start of an allocation of `cap` bytes with alignment ALIGN, or a
+    /// dangling (but ALIGN-aligned) pointer when `cap` is 0.
     ptr: std::ptr::NonNull<u8>,
+    /// Bytes in use: the length every slice and request sees (≤ cap).
     len: usize,
+    cap: usize,
 }
 
 // SAFETY: AlignedBuf owns its allocation exclusively (like a Box<[u8]>);
@@ -37,7 +39,11 @@ impl AlignedBuf {
             // An aligned, never-dereferenced address: the empty slice.
             let ptr = std::ptr::NonNull::new(std::ptr::without_provenance_mut::<u8>(ALIGN))
                 .expect("ALIGN is non-zero");
-            return AlignedBuf { ptr, len: 0 };
+            return AlignedBuf {
+                ptr,
+                len: 0,
+                cap: 0,
+            };
         }
         let layout = Self::layout(len);
         // SAFETY: `layout` has a non-zero size (checked above).
@@ -45,7 +51,7 @@ impl AlignedBuf {
         let Some(ptr) = std::ptr::NonNull::new(raw) else {
             std::alloc::handle_alloc_error(layout)
         };
-        AlignedBuf { ptr, len }
+        AlignedBuf { ptr, len, cap: len }
     }
 
     /// A buffer holding `data`, zero-padded to a multiple of ALIGN.
@@ -59,12 +65,33 @@ impl AlignedBuf {
     pub fn len(&self) -> usize {
         self.len
     }
+    /// The allocation's size; `set_len` may grow up to it.
+    pub fn capacity(&self) -> usize {
+        self.cap
+    }
+
+    /// Changes the length within the capacity, so a buffer can be reused
+    /// for requests of another size. The bytes keep whatever they held
+    /// (all initialised: zeroed at allocation, written since).
+    ///
+    /// Panics if `len` exceeds the capacity or is not a multiple of ALIGN
+    /// (a caller's bug, never input).
+    pub fn set_len(&mut self, len: usize) {
+        assert!(
+            len <= self.cap && len.is_multiple_of(ALIGN),
+            "AlignedBuf::set_len({len}) with capacity {}",
+            self.cap
+        );
+        self.len = len;
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
     pub fn as_slice(&self) -> &[u8] {
-        // SAFETY: `ptr` points to `len` initialised (zeroed at allocation)
-        // bytes owned by `self`, or is aligned and non-null with `len` 0.
+        // SAFETY: `ptr` points to `cap` ≥ `len` initialised (zeroed at
+        // allocation) bytes owned by `self`, or is aligned and non-null
+        // with `len` 0.
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
     }
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
@@ -83,10 +110,10 @@ impl AlignedBuf {
 
 impl Drop for AlignedBuf {
     fn drop(&mut self) {
-        if self.len != 0 {
+        if self.cap != 0 {
             // SAFETY: allocated in `zeroed` with exactly this layout and not
             // freed before (Drop runs once).
-            unsafe { std::alloc::dealloc(self.ptr.as_ptr(), Self::layout(self.len)) }
+            unsafe { std::alloc::dealloc(self.ptr.as_ptr(), Self::layout(self.cap)) }
         }
     }
 }
@@ -95,6 +122,7 @@ impl std::fmt::Debug for AlignedBuf {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AlignedBuf")
             .field("len", &self.len)
+            .field("cap", &self.cap)
             .finish()
     }
 }
@@ -158,5 +186,21 @@ mod tests {
         assert!(buf.as_slice()[5..].iter().all(|&b| b == 0));
         buf.as_mut_slice()[ALIGN - 1] = 7;
         assert_eq!(buf.as_slice()[ALIGN - 1], 7);
+    }
+
+    #[test]
+    fn set_len_reuses_the_allocation_and_keeps_the_bytes() {
+        let mut buf = AlignedBuf::zeroed(3 * ALIGN);
+        buf.as_mut_slice()[2 * ALIGN] = 9;
+        buf.set_len(ALIGN);
+        assert_eq!((buf.len(), buf.capacity()), (ALIGN, 3 * ALIGN));
+        buf.set_len(3 * ALIGN);
+        assert_eq!(buf.as_slice()[2 * ALIGN], 9);
+    }
+
+    #[test]
+    #[should_panic(expected = "set_len")]
+    fn set_len_past_the_capacity_panics() {
+        AlignedBuf::zeroed(ALIGN).set_len(2 * ALIGN);
     }
 }

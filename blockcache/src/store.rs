@@ -141,6 +141,7 @@ pub struct ChunkStore {
     /// Logical clock for recency.
     clock: AtomicU64,
     pub(crate) counters: Counters,
+    pub(crate) bufs: crate::read::BufPool,
 }
 
 /// Data blocks a chunk of `len` bytes occupies (at least one).
@@ -348,6 +349,7 @@ impl ChunkStore {
             pins: Mutex::new(HashMap::new()),
             state: RwLock::new(state),
             clock: AtomicU64::new(max_use + 2),
+            bufs: crate::read::BufPool::new(),
             counters: Counters {
                 corrupt_chunks: AtomicU64::new(bad.len() as u64),
                 ..Counters::default()
