@@ -343,3 +343,10 @@ fn reads_spanning_many_windows_come_back_whole_and_in_order() {
     }
     assert_eq!(store.stats().corrupt_chunks, 0);
 }
+
+#[test]
+fn the_store_can_be_shared_between_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<ChunkStore>();
+    shareable::<Arc<ChunkStore>>();
+}
