@@ -25,6 +25,8 @@ PACKAGES=(
   python3-pip
   python3-mutagen    # the system python's mutagen
   ca-certificates
+  libclang-dev       # bindgen in libublk (the ublk cache, musicfs-control's default feature)
+  e2fsprogs          # mkfs.ext4: the cache-format tests make an ext4 image to refuse
 )
 
 SUDO=()
