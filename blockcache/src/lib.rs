@@ -19,6 +19,7 @@ mod cdc;
 mod checkpoint;
 mod device;
 mod error;
+mod evict;
 mod file_device;
 mod format;
 mod journal;
