@@ -211,8 +211,9 @@ impl UblkServer {
         self.thread.as_ref().is_some_and(|t| !t.is_finished())
     }
 
-    /// Stops serving and deletes the device; pending I/O on it fails.
-    /// Close the store on it first.
+    /// Stops serving and deletes the device; pending and later I/O on it
+    /// fails. Close the store on it first: the device node disappears only
+    /// once nobody has it open (this does not wait for that beyond 2 s).
     pub fn stop(mut self) -> Result<()> {
         self.stop_inner()
     }
@@ -237,7 +238,11 @@ impl UblkServer {
         thread
             .join()
             .map_err(|_| err(&what, "ublk stop", "serving thread panicked"))?;
-        tracing::info!(device = %what, "ublk device removed");
+        if wait_gone(self.id, Duration::from_secs(2)) {
+            tracing::info!(device = %what, "ublk device removed");
+        } else {
+            tracing::warn!(device = %what, "ublk device stopped; still open elsewhere, removed once closed");
+        }
         Ok(())
     }
 }
@@ -250,31 +255,57 @@ impl Drop for UblkServer {
     }
 }
 
-/// Deletes ublk device `id` if it exists and the server that served it is
-/// gone (it was killed). Returns whether a device was deleted. A device
-/// whose server is still running is left alone (an error).
+/// Deletes ublk device `id` if it exists and no running server serves it
+/// (its server was killed, or stopped while the device was still open).
+/// Returns whether there was one. Waits up to 10 s for whoever still has
+/// it open to let go, then fails rather than hang.
 pub fn delete_dead_device(id: u32) -> Result<bool> {
     let what = format!("/dev/ublkc{id}");
-    if !Path::new(&format!("/sys/class/ublk-char/ublkc{id}")).exists() {
+    if !char_dev_exists(id) {
         return Ok(false);
     }
     let ctrl = UblkCtrl::new_simple(id as i32).map_err(|e| ublk_err(&what, "ublk open", e))?;
     let info = ctrl.dev_info();
     let pid = info.ublksrv_pid;
-    if pid > 0 && pid as u32 != std::process::id() && Path::new(&format!("/proc/{pid}")).exists() {
+    let live = u32::from(info.state) == libublk::sys::UBLK_S_DEV_LIVE;
+    if live && pid > 0 && Path::new(&format!("/proc/{pid}")).exists() {
         return Err(err(
             &what,
             "ublk delete",
             format!("still served by pid {pid}"),
         ));
     }
-    // A killed server's device may still be marked live; stopping first
-    // makes the delete not wait on it.
+    // Stop it if the kernel has not noticed its server is gone, then ask
+    // for removal without blocking on openers (DEL_DEV would wait forever
+    // for a process that keeps /dev/ublkbN open).
     let _ = ctrl.kill_dev();
-    ctrl.del_dev()
+    ctrl.del_dev_async()
         .map_err(|e| ublk_err(&what, "ublk delete", e))?;
+    if !wait_gone(id, Duration::from_secs(10)) {
+        return Err(err(
+            &what,
+            "ublk delete",
+            format!("/dev/ublkb{id} is still held open by another process"),
+        ));
+    }
     tracing::info!(device = %what, dead_server = pid, "deleted ublk device of a dead server");
     Ok(true)
+}
+
+fn char_dev_exists(id: u32) -> bool {
+    Path::new(&format!("/sys/class/ublk-char/ublkc{id}")).exists()
+}
+
+/// Waits until device `id` is gone; false if it is still there at `timeout`.
+fn wait_gone(id: u32, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while char_dev_exists(id) {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
 }
 
 /// Opens the backing file or partition read-write, O_DIRECT where the
@@ -329,7 +360,10 @@ fn serve(
         .nr_queues(opts.queues.max(1))
         .depth(opts.depth.max(1))
         .io_buf_bytes(opts.max_io_bytes)
-        .dev_flags(UblkFlags::UBLK_DEV_F_ADD_DEV)
+        // Deleted with DEL_DEV_ASYNC when the serving thread ends: the
+        // kernel removes it once the last opener closes it, instead of
+        // blocking our shutdown on a store someone still holds open.
+        .dev_flags(UblkFlags::UBLK_DEV_F_ADD_DEV | UblkFlags::UBLK_DEV_F_DEL_DEV_ASYNC)
         .build()
     {
         Ok(c) => c,
@@ -538,5 +572,23 @@ mod tests {
         drop(dev);
         drop(server); // Drop stops and deletes too
         assert!(!Path::new("/sys/class/ublk-char/ublkc7").exists());
+
+        // Stopping while someone still has the device open must not hang;
+        // the device goes once they close it, and the id is usable again.
+        let server = UblkServer::start_with(&backing, &opts).expect("third start");
+        let holder = std::fs::File::open(server.device_path()).expect("hold open");
+        let t = Instant::now();
+        server.stop().expect("stop while open");
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "stop blocked on the opener"
+        );
+        drop(holder);
+        assert!(
+            wait_gone(7, Duration::from_secs(10)),
+            "device stayed after close"
+        );
+        let server = UblkServer::start_with(&backing, &opts).expect("start after held stop");
+        server.stop().expect("final stop");
     }
 }
