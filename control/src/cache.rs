@@ -165,7 +165,11 @@ impl OpenCache {
         let format = blank && may_format;
         #[cfg(feature = "ublk")]
         let (ublk, dev_path) = if kind == CacheKind::Ublk && daemon {
-            let server = bc::UblkServer::start_with(&path, &bc::UblkOptions::default())?;
+            let options = bc::UblkOptions {
+                id: Some(config.cache.ublk_id),
+                ..bc::UblkOptions::default()
+            };
+            let server = bc::UblkServer::start_with(&path, &options)?;
             let dev = server.device_path().to_path_buf();
             (Some(server), dev)
         } else {

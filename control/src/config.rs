@@ -36,6 +36,7 @@
 //! device = "~/.cache/musicfs/cache.img"
 //! size = "10GiB"                 # for an image file (and a ublk backing file)
 //! # ublk_backing = "/dev/sdb1"   # kind = "ublk": the file or partition served
+//! ublk_id = 0                     # kind = "ublk": serve /dev/ublkb0
 //! min_chunk = "16KiB"
 //! avg_chunk = "64KiB"
 //! max_chunk = "256KiB"
@@ -143,6 +144,10 @@ pub struct CacheConfig {
     /// For `kind = "ublk"`: the file or partition the ublk device serves.
     /// Default: `device`. Env `MUSICFS_CACHE_UBLK_BACKING`.
     pub ublk_backing: Option<PathBuf>,
+    /// For `kind = "ublk"`: the N of `/dev/ublkbN`. A fixed id lets a daemon
+    /// restarted after a crash reclaim its dead device instead of leaving it
+    /// behind. Default `0`. Env `MUSICFS_CACHE_UBLK_ID`.
+    pub ublk_id: u32,
     /// Content-defined chunk sizes (FastCDC). Defaults `16KiB`, `64KiB`,
     /// `256KiB`. Env `MUSICFS_CACHE_MIN_CHUNK`, `_AVG_CHUNK`, `_MAX_CHUNK`.
     pub min_chunk: ByteSize,
@@ -196,6 +201,7 @@ impl Default for CacheConfig {
             device: None,
             size: ByteSize(10 << 30),
             ublk_backing: None,
+            ublk_id: 0,
             min_chunk: ByteSize(16 << 10),
             avg_chunk: ByteSize(64 << 10),
             max_chunk: ByteSize(256 << 10),
@@ -412,6 +418,7 @@ pub struct Overrides {
     pub cache_device: Option<PathBuf>,
     pub cache_size: Option<ByteSize>,
     pub cache_ublk_backing: Option<PathBuf>,
+    pub cache_ublk_id: Option<u32>,
     pub cache_min_chunk: Option<ByteSize>,
     pub cache_avg_chunk: Option<ByteSize>,
     pub cache_max_chunk: Option<ByteSize>,
@@ -491,6 +498,9 @@ impl Overrides {
                 "MUSICFS_CACHE_DEVICE" => o.cache_device = Some(path()),
                 "MUSICFS_CACHE_SIZE" => o.cache_size = Some(text()?.parse().map_err(bad)?),
                 "MUSICFS_CACHE_UBLK_BACKING" => o.cache_ublk_backing = Some(path()),
+                "MUSICFS_CACHE_UBLK_ID" => {
+                    o.cache_ublk_id = Some(parse_num(&text()?).map_err(bad)?)
+                }
                 "MUSICFS_CACHE_MIN_CHUNK" => {
                     o.cache_min_chunk = Some(text()?.parse().map_err(bad)?)
                 }
@@ -543,6 +553,7 @@ impl Overrides {
         if self.cache_ublk_backing.is_some() {
             c.cache.ublk_backing = self.cache_ublk_backing.clone();
         }
+        set(&mut c.cache.ublk_id, &self.cache_ublk_id);
         set(&mut c.cache.min_chunk, &self.cache_min_chunk);
         set(&mut c.cache.avg_chunk, &self.cache_avg_chunk);
         set(&mut c.cache.max_chunk, &self.cache_max_chunk);
