@@ -3,7 +3,10 @@
 # tests (unit + end-to-end through real FUSE mounts), then clippy.
 #
 # Usage: bash scripts/test.sh [--no-setup]
-#   --no-setup   skip scripts/setup.sh (packages already installed)
+#   --no-setup   skip scripts/setup.sh and scripts/vm-setup.sh (packages,
+#                the 6.12 kernel and virtme-ng already installed)
+# Steps: setup, vm-setup, build, cargo test (unit + end-to-end through real
+# FUSE mounts), vmtest (ublk in a VM, scripts/vmtest.sh), clippy.
 # Env: CARGO_TARGET_DIR is honoured; the e2e tests find the binary through
 #   MUSICFS_BIN, which this script sets to the freshly built debug binary.
 # Exit status: 0 only when every step passed.
@@ -48,7 +51,11 @@ MUSICFS_BIN="$(realpath -m "$TARGET_DIR/debug/musicfs")"
 
 if step build cargo build --workspace --all-targets; then
   step test cargo test --workspace --no-fail-fast
-  # --- VM tests (ublk under virtme-ng) are added here by a later issue. ---
+  # ublk needs a kernel with ublk_drv: Debian's 6.12 in a virtme-ng VM (TCG).
+  if [ "$run_setup" = 1 ]; then
+    step vm-setup bash scripts/vm-setup.sh
+  fi
+  step vmtest bash scripts/vmtest.sh
 else
   echo "test.sh: build failed; tests not run" >&2
 fi
