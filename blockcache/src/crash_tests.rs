@@ -300,3 +300,97 @@ fn chunks_put_before_the_last_flush_all_survive_a_crash() {
     );
     assert!(n >= 30);
 }
+
+#[test]
+fn a_crash_while_opening_recovers_on_the_next_open() {
+    // Puts after the last checkpoint, so opening replays the journal and
+    // then writes a checkpoint of its own.
+    let mut rng = Rng::new(21);
+    let prefix: Vec<Vec<u8>> = (0..10).map(|_| chunk(&mut rng, 3)).collect();
+    let base = base_image(&prefix);
+    let known: HashMap<ChunkId, Vec<u8>> =
+        prefix.iter().map(|c| (ChunkId::of(c), c.clone())).collect();
+    let must_have: Vec<ChunkId> = known.keys().copied().collect();
+    let dev = Arc::new(CrashDevice::from_image(base.clone()));
+    drop(ChunkStore::open(dev.clone(), opts()).unwrap());
+    let n = dev.ops();
+    assert!(n >= 4, "opening made only {n} device ops");
+    for k in 0..n {
+        for (tear, survivors) in [
+            (false, Survivors::None),
+            (true, Survivors::All),
+            (true, Survivors::Random(k as u64)),
+        ] {
+            let dev = Arc::new(CrashDevice::from_image(base.clone()));
+            dev.crash_at(k, tear, k as u64);
+            assert!(
+                ChunkStore::open(dev.clone(), opts()).is_err(),
+                "crash at op {k} of open went unnoticed"
+            );
+            let what = format!("open: crash at op {k}/{n}, tear {tear}, {survivors:?}");
+            check_recovered(dev.crash_image(survivors), &known, &must_have, false, &what);
+        }
+    }
+}
+
+#[test]
+fn a_crash_while_evicting_for_a_fragmented_region_leaves_a_consistent_store() {
+    // Alternate small and large chunks, release the small ones: plenty of
+    // free space, but no hole long enough for a big chunk, so the put
+    // evicts least recently used chunks until a run fits.
+    // Watermarks out of the way: only fragmentation can force evictions.
+    let roomy = StoreOptions {
+        high_watermark: 0.99,
+        low_watermark: 0.98,
+        ..StoreOptions::default()
+    };
+    let dev = Arc::new(CrashDevice::new(SIZE));
+    ChunkStore::format(&*dev, &format_opts()).unwrap();
+    let store = ChunkStore::open(dev.clone(), roomy.clone()).unwrap();
+    let high = store.stats().capacity_bytes as f64 * 0.99;
+    let mut rng = Rng::new(22);
+    let mut known = HashMap::new();
+    let mut small = Vec::new();
+    // Bounded: the loop must end even if the layout changes.
+    for _ in 0..1000 {
+        if (store.stats().used_bytes + 8 * BLOCK as u64) as f64 > high {
+            break;
+        }
+        let (s, l) = (rng.bytes(BLOCK), rng.bytes(7 * BLOCK));
+        let ids = store.put_batch(&[&s, &l]).unwrap();
+        small.push(ids[0]);
+        known.insert(ids[0], s);
+        known.insert(ids[1], l);
+    }
+    assert_eq!(store.stats().evictions, 0);
+    for id in &small {
+        store.release(*id).unwrap();
+    }
+    let evictions_before = store.stats().evictions;
+    drop(store);
+    let base = dev.image();
+    let big = rng.bytes(20 * BLOCK);
+    known.insert(ChunkId::of(&big), big.clone());
+
+    let dev = Arc::new(CrashDevice::from_image(base.clone()));
+    let store = ChunkStore::open(dev.clone(), roomy.clone()).unwrap();
+    let before = dev.ops();
+    store.put(&big).unwrap();
+    let n = dev.ops() - before;
+    assert!(
+        store.stats().evictions > evictions_before,
+        "the put did not need to evict"
+    );
+    drop(store);
+    for k in 0..n {
+        for (tear, survivors) in [(true, Survivors::None), (true, Survivors::Random(k as u64))] {
+            let dev = Arc::new(CrashDevice::from_image(base.clone()));
+            let store = ChunkStore::open(dev.clone(), roomy.clone()).unwrap();
+            dev.crash_at(dev.ops() + k, tear, k as u64);
+            assert!(store.put(&big).is_err());
+            drop(store);
+            let what = format!("fragmented put: crash at op {k}/{n}, tear {tear}, {survivors:?}");
+            check_recovered(dev.crash_image(survivors), &known, &[], false, &what);
+        }
+    }
+}
