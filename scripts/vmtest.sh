@@ -4,7 +4,11 @@
 # runs the chunk-store suite on it, kills the server with -9 in the middle
 # of a write workload, restarts it over the same backing image, checks that
 # the store reopens consistent with every acknowledged chunk intact, and
-# removes the device. Prints PASS/FAIL lines; exits non-zero on failure.
+# removes the device. Then the daemon phase (scripts/vmtest-daemon.sh):
+# the musicfs daemon serves its cache on /dev/ublkb0 (`[cache] kind =
+# "ublk"`), removes it on shutdown, and reattaches to the same content
+# after a clean stop and after kill -9. Prints PASS/FAIL lines; exits
+# non-zero on failure.
 #
 # Needs scripts/vm-setup.sh once (qemu, the 6.12 kernel, libclang, vng).
 # Environment: VMTEST_KVM=1 uses KVM when /dev/kvm works (default: TCG,
@@ -30,6 +34,9 @@ echo "vmtest: building test binaries on the host"
 # Release: the guest runs under TCG, where debug builds crawl.
 cargo build -q --release -p musicfs-blockcache --features ublk --examples \
     || { echo "FAIL vmtest: cargo build --features ublk --examples" >&2; exit 1; }
+# The daemon (its ublk feature is on by default).
+cargo build -q --release -p musicfs-control \
+    || { echo "FAIL vmtest: cargo build -p musicfs-control" >&2; exit 1; }
 TESTBIN=$(cargo test -q --release -p musicfs-blockcache --features ublk --no-run --message-format=json 2>/dev/null \
     | python3 -c 'import json,sys
 for l in sys.stdin:
@@ -42,15 +49,19 @@ BIN="$TARGET/release/examples"
 for b in ublk_serve store_suite; do
     [ -x "$BIN/$b" ] || { echo "FAIL vmtest: $BIN/$b not built" >&2; exit 1; }
 done
+MUSICFS="$TARGET/release/musicfs"
+[ -x "$MUSICFS" ] || { echo "FAIL vmtest: $MUSICFS not built" >&2; exit 1; }
 
 OUT=$(mktemp -d /tmp/vmtest.XXXXXX)
-trap 'rm -rf "$OUT"' EXIT
+# VMTEST_KEEP=1 keeps the guest's logs (vng.log, log, daemon/) for a look.
+if [ "${VMTEST_KEEP:-0}" = 1 ]; then echo "vmtest: keeping $OUT"; else trap 'rm -rf "$OUT"' EXIT; fi
 cat > "$OUT/inner.sh" <<'INNER'
 #!/bin/bash
 # Runs inside the VM as root. $1 = examples dir, $2 = lib test binary,
-# $3 = host dir for results (writable), $4 = 1 to run the benchmark.
+# $3 = host dir for results (writable), $4 = 1 to run the benchmark,
+# $5 = the musicfs binary, $6 = scripts/vmtest-daemon.sh.
 set -u
-BIN=$1 TESTBIN=$2 OUT=$3 BENCH=$4
+BIN=$1 TESTBIN=$2 OUT=$3 BENCH=$4 MUSICFS=$5 DAEMON_TEST=$6
 # The guest console interleaves with the host's output: log to a file the
 # host prints once the VM is done.
 exec >"$OUT/log" 2>&1
@@ -152,16 +163,25 @@ if serve; then
 else
     fail "restart after clean stop"
 fi
+
+# The daemon serving its own cache on /dev/ublkb0.
+T0=$(date +%s)
+bash "$DAEMON_TEST" "$MUSICFS" "$BIN" "$W" "$OUT"
+DF=$?
+FAILS=$((FAILS + DF))
+echo "vmtest: daemon phase took $(( $(date +%s) - T0 ))s"
 finish
 INNER
 chmod +x "$OUT/inner.sh"
 
 KVM=(--disable-kvm)
 if [ "${VMTEST_KVM:-0}" = 1 ]; then KVM=(); fi
+# VMTEST_VERBOSE=1: the guest kernel's console in vng.log too.
+if [ "${VMTEST_VERBOSE:-0}" = 1 ]; then KVM+=(--verbose); fi
 echo "vmtest: booting $KERNEL (${KVM[*]:-kvm})"
 set +e
 timeout 600 vng --run "$KERNEL" "${KVM[@]}" --memory 1G --cpus 2 --rwdir "$OUT" \
-    --exec "bash $OUT/inner.sh $BIN '$TESTBIN' $OUT ${VMTEST_BENCH:-0}" </dev/null >"$OUT/vng.log" 2>&1
+    --exec "bash $OUT/inner.sh $BIN '$TESTBIN' $OUT ${VMTEST_BENCH:-0} $MUSICFS $ROOT/scripts/vmtest-daemon.sh" </dev/null >"$OUT/vng.log" 2>&1
 VNG_RC=$?
 set -e
 

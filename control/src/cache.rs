@@ -28,6 +28,10 @@ pub struct OpenCache {
     pub kind: CacheKind,
     /// Whether it was formatted by this open (a new image).
     pub formatted: bool,
+    /// The claim on `/dev/ublkbN` while this process serves it, so `cache
+    /// format` (even with `--force`) and mounts refuse the live device.
+    #[cfg(feature = "ublk")]
+    ublk_claim: Option<std::fs::File>,
     #[cfg(feature = "ublk")]
     ublk: Option<bc::UblkServer>,
     _claim: DeviceClaim,
@@ -56,6 +60,18 @@ fn claim(path: &Path) -> Result<DeviceClaim> {
         Ok(claim) => Ok(claim),
         Err(busy) => Err(Error::Daemon(busy)),
     }
+}
+
+/// An exclusive (`O_EXCL`) open of a block device: while held, mounts and
+/// `cache format` (which tests the same) refuse it.
+#[cfg(feature = "ublk")]
+fn hold_exclusive(path: &Path) -> Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_EXCL | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| Error::io(format!("open {} exclusively", path.display()), e))
 }
 
 /// Whether `path` is a new image: missing, empty, or all zeros where a
@@ -164,16 +180,30 @@ impl OpenCache {
         let claim = claim(&path)?;
         let format = blank && may_format;
         #[cfg(feature = "ublk")]
-        let (ublk, dev_path) = if kind == CacheKind::Ublk && daemon {
+        let (ublk, ublk_claim, dev_path) = if kind == CacheKind::Ublk && daemon {
             let options = bc::UblkOptions {
                 id: Some(config.cache.ublk_id),
                 ..bc::UblkOptions::default()
             };
             let server = bc::UblkServer::start_with(&path, &options)?;
             let dev = server.device_path().to_path_buf();
-            (Some(server), dev)
+            // The backing's claim does not cover the device node: without
+            // this, `cache format /dev/ublkbN --force` overwrote the live
+            // store under the daemon. An O_EXCL open (what `cache format`
+            // and mount test) and no flock: udev takes a shared flock on a
+            // new device while it probes it.
+            let dev_claim = match hold_exclusive(&dev) {
+                Ok(c) => c,
+                Err(e) => {
+                    if let Err(stop) = server.stop() {
+                        tracing::warn!(device = %dev.display(), "stopping the ublk device: {stop}");
+                    }
+                    return Err(e);
+                }
+            };
+            (Some(server), Some(dev_claim), dev)
         } else {
-            (None, path.clone())
+            (None, None, path.clone())
         };
         #[cfg(not(feature = "ublk"))]
         let dev_path = if kind == CacheKind::Ublk && daemon {
@@ -198,6 +228,8 @@ impl OpenCache {
             backend,
             kind,
             formatted: format,
+            #[cfg(feature = "ublk")]
+            ublk_claim,
             #[cfg(feature = "ublk")]
             ublk,
             _claim: claim,
@@ -225,10 +257,14 @@ impl OpenCache {
             description,
             #[cfg(feature = "ublk")]
             ublk,
+            #[cfg(feature = "ublk")]
+            ublk_claim,
             _claim,
             ..
         } = self;
         drop(store);
+        #[cfg(feature = "ublk")]
+        drop(ublk_claim);
         #[cfg(feature = "ublk")]
         if let Some(server) = ublk {
             if let Err(e) = server.stop() {
