@@ -23,7 +23,7 @@ cargo build --release -p musicfs-control
 BIN=$(realpath -m "${CARGO_TARGET_DIR:-target}/release/musicfs")
 
 musicfs() {
-  "$BIN" --catalog "$STATE/catalog.db" --socket "$STATE/control.sock" \
+  MUSICFS_CACHE_DIR="$STATE/cache" "$BIN" --catalog "$STATE/catalog.db" --socket "$STATE/control.sock" \
          --log-file "$STATE/musicfs.log" "$@"
 }
 
