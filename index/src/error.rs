@@ -10,9 +10,17 @@ pub enum Error {
         source: rusqlite::Error,
     },
     #[error("catalog {path}: schema version {found} is newer than this musicfs understands ({supported}); upgrade musicfs")]
-    SchemaTooNew { path: String, found: i64, supported: i64 },
+    SchemaTooNew {
+        path: String,
+        found: i64,
+        supported: i64,
+    },
     #[error("template {template:?}: {message} at byte {position}")]
-    Template { template: String, position: usize, message: String },
+    Template {
+        template: String,
+        position: usize,
+        message: String,
+    },
     #[error("{path}: {message}")]
     Scan { path: String, message: String },
     #[error("{context}: {source}")]

@@ -14,14 +14,14 @@
 mod catalog;
 mod error;
 mod fields;
-mod schema;
 pub mod scan;
+mod schema;
 pub mod template;
 mod tree;
 
 pub use catalog::{
-    Catalog, Counts, FileId, FileRecord, Node, NodeKind, OriginId, OriginRow, ScanErrorRow,
-    Stamp, TreeChanges, ROOT_INO,
+    Catalog, Counts, FileId, FileRecord, Node, NodeKind, OriginId, OriginRow, ScanErrorRow, Stamp,
+    TreeChanges, ROOT_INO,
 };
 pub use error::{Error, Result};
 pub use scan::{AudioProps, ScannedFile, Tags};
