@@ -192,9 +192,17 @@ impl ChunkStore {
         Ok(Some(out))
     }
 
-    /// Reads and verifies `ids`, handing each good chunk to `sink` in order
-    /// of `ids`; returns whether all were present and intact.
-    fn read_verified(&self, ids: &[ChunkId], mut sink: impl FnMut(usize, &[u8])) -> Result<bool> {
+    /// Reads and verifies `ids` (one batch, concurrent on io_uring), handing
+    /// each good chunk to `sink` in order of `ids` as a slice of the read
+    /// buffer — no copy, so a read path can move the bytes straight into its
+    /// reply. Absent or corrupt chunks are skipped (corrupt ones dropped and
+    /// counted, as with [`get`](Self::get)); returns whether all were present
+    /// and intact.
+    pub fn read_verified(
+        &self,
+        ids: &[ChunkId],
+        mut sink: impl FnMut(usize, &[u8]),
+    ) -> Result<bool> {
         let mut corrupt = Vec::new();
         let mut good = 0usize;
         {
