@@ -1,5 +1,5 @@
 //! The `BlockDevice` seam.
-use crate::Result;
+use crate::{Error, Result};
 
 /// Alignment of every offset, length and buffer address handed to a
 /// `BlockDevice` (the O_DIRECT requirement of every device we support).
@@ -162,6 +162,38 @@ pub trait BlockDevice: Send + Sync {
         }
         Ok(())
     }
+}
+
+/// Checks one request against the [`BlockDevice`] contract: offset and
+/// length multiples of [`ALIGN`], and the range inside the device's `size`.
+/// Every device calls it before touching the medium, so a bad request fails
+/// the same way whichever device it reaches.
+pub(crate) fn check_request(
+    dev: &dyn BlockDevice,
+    op: &'static str,
+    offset: u64,
+    len: usize,
+) -> Result<()> {
+    if !offset.is_multiple_of(ALIGN as u64) || !len.is_multiple_of(ALIGN) {
+        return Err(Error::Unaligned {
+            device: dev.describe(),
+            op,
+            offset,
+            len,
+            align: ALIGN,
+        });
+    }
+    let size = dev.size();
+    if offset.checked_add(len as u64).is_none_or(|end| end > size) {
+        return Err(Error::OutOfRange {
+            device: dev.describe(),
+            op,
+            offset,
+            len,
+            size,
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

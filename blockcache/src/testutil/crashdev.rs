@@ -121,25 +121,7 @@ impl CrashDevice {
     }
 
     fn check(&self, op: &'static str, offset: u64, len: usize) -> Result<()> {
-        if !offset.is_multiple_of(ALIGN as u64) || !len.is_multiple_of(ALIGN) {
-            return Err(Error::Unaligned {
-                device: self.describe(),
-                op,
-                offset,
-                len,
-                align: ALIGN,
-            });
-        }
-        if offset + len as u64 > self.size {
-            return Err(Error::OutOfRange {
-                device: self.describe(),
-                op,
-                offset,
-                len,
-                size: self.size,
-            });
-        }
-        Ok(())
+        crate::device::check_request(self, op, offset, len)
     }
 
     fn dead(&self, op: &'static str, offset: u64) -> Error {
