@@ -104,22 +104,15 @@ impl Env {
             self.mnt.to_str().expect("UTF-8 mountpoint"),
         ];
         args.extend_from_slice(extra);
-        let start = Instant::now();
-        let out = self.run(&args);
-        let elapsed = start.elapsed();
+        // The guard comes first: a failed mount is still cleaned up on drop.
         let mut mount = Mount {
             env: self,
-            elapsed,
+            elapsed: Duration::ZERO,
             pid: None,
         };
-        assert!(
-            out.status.success(),
-            "musicfs {args:?} failed ({}):\nstdout: {}\nstderr: {}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
-            self.log_tail()
-        );
+        let start = Instant::now();
+        self.run_ok(&args);
+        mount.elapsed = start.elapsed();
         assert!(
             is_mounted(&self.mnt),
             "`musicfs mount` returned 0 but {} is not in /proc/self/mountinfo",
