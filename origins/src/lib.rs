@@ -1,17 +1,42 @@
 //! Origins: where audio files live. musicfs only ever reads from them.
 //!
 //! One trait, [`Origin`], with few required methods; one implementation per
-//! file (`LocalOrigin` in `local.rs`; SFTP, S3 and WebDAV come with the
-//! remote-origins issue). Paths handed across the seam are *relative* to the
-//! origin root, as raw bytes (`Vec<u8>`), so non-UTF-8 names survive.
+//! file: `LocalOrigin` (`local.rs`), `SftpOrigin` (`sftp.rs`), `S3Origin`
+//! (`s3.rs`), `WebDavOrigin` (`webdav.rs`). Paths handed across the seam are
+//! *relative* to the origin root, as raw bytes (`Vec<u8>`), so non-UTF-8
+//! names survive.
+//!
+//! Around them: `remote` (the runtime, time limits, retries with backoff
+//! and jitter, cancellation), [`ManagedOrigin`] (health checks, priority,
+//! bandwidth and concurrency limits, transfer counters, polling for
+//! origins that cannot be watched) and [`RangeReader`] (ranged, counted
+//! reads for scanning without downloading whole files).
 
 mod beneath;
 mod error;
 mod local;
+mod managed;
+mod poll;
+mod ranged;
+pub mod remote;
+mod s3;
+mod secret;
+mod sftp;
 mod watch;
+mod webdav;
 
 pub use error::{Error, Result};
 pub use local::{LocalOrigin, DEFAULT_DEBOUNCE};
+pub use managed::{
+    CountersSnapshot, HealthSnapshot, HealthState, ManagedOrigin, OriginSettings,
+};
+pub use poll::start_poller;
+pub use ranged::RangeReader;
+pub use remote::RemoteOptions;
+pub use s3::{S3Config, S3Origin};
+pub use secret::Secret;
+pub use sftp::{SftpAuth, SftpConfig, SftpOrigin};
+pub use webdav::{WebDavConfig, WebDavOrigin};
 
 use std::path::PathBuf;
 use std::sync::mpsc::Sender;
@@ -43,13 +68,23 @@ pub enum Change {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OriginKind {
     Local,
+    Sftp,
+    S3,
+    WebDav,
 }
 
 impl OriginKind {
     pub fn as_str(self) -> &'static str {
         match self {
             OriginKind::Local => "local",
+            OriginKind::Sftp => "sftp",
+            OriginKind::S3 => "s3",
+            OriginKind::WebDav => "webdav",
         }
+    }
+    /// Remote origins are read through the chunk cache and polled for changes.
+    pub fn is_remote(self) -> bool {
+        self != OriginKind::Local
     }
 }
 
@@ -88,5 +123,22 @@ pub trait Origin: Send + Sync {
     /// until the guard is dropped. `Ok(None)` if this origin cannot watch.
     fn watch(&self, _tx: Sender<Change>) -> Result<Option<Box<dyn WatchGuard>>> {
         Ok(None)
+    }
+    /// A cheap check that the origin answers (stat of its root, a HEAD of
+    /// the bucket), used by health checks.
+    fn ping(&self) -> Result<()> {
+        Ok(())
+    }
+    /// Cancels calls in flight and refuses new ones (daemon shutdown).
+    fn cancel(&self) {}
+    /// Whether reads would be tried now: false while health checks say the
+    /// origin is down (readers then fail fast or use another origin).
+    fn available(&self) -> bool {
+        true
+    }
+    /// Where this origin stands when several hold the same track: lower
+    /// is preferred.
+    fn priority(&self) -> i32 {
+        0
     }
 }
