@@ -12,6 +12,21 @@ pub trait Tree: Send + Sync + 'static {
     fn children(&self, parent: u64, after: u64, limit: usize) -> Result<Vec<Node>>;
     fn file(&self, id: FileId) -> Result<Option<FileRecord>>;
     fn counts(&self) -> Result<Counts>;
+    /// Files on *other* origins holding the same bytes as `id` (same size
+    /// and quick hash, or same content hash): where a read may go when
+    /// `id`'s origin is down, even in the middle of a read. Unordered.
+    fn replicas(&self, _id: FileId) -> Result<Vec<FileRecord>> {
+        Ok(Vec::new())
+    }
+    /// The saved chunk recipe of a remote file (opaque bytes; the remote
+    /// read path owns their format).
+    fn recipe(&self, _id: FileId) -> Result<Option<Vec<u8>>> {
+        Ok(None)
+    }
+    /// Saves (replaces) a remote file's chunk recipe.
+    fn set_recipe(&self, _id: FileId, _data: &[u8]) -> Result<()> {
+        Ok(())
+    }
 }
 
 impl Tree for Catalog {
@@ -29,5 +44,14 @@ impl Tree for Catalog {
     }
     fn counts(&self) -> Result<Counts> {
         Catalog::counts(self)
+    }
+    fn replicas(&self, id: FileId) -> Result<Vec<FileRecord>> {
+        Catalog::replicas(self, id)
+    }
+    fn recipe(&self, id: FileId) -> Result<Option<Vec<u8>>> {
+        Catalog::recipe(self, id)
+    }
+    fn set_recipe(&self, id: FileId, data: &[u8]) -> Result<()> {
+        Catalog::set_recipe(self, id, data)
     }
 }

