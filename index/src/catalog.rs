@@ -53,6 +53,8 @@ pub struct OriginRow {
     pub scan_errors: u64,
     /// Unix seconds of the end of the last completed scan, if any.
     pub last_scan: Option<i64>,
+    /// Lower is preferred when several origins hold the same track.
+    pub priority: i32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -364,7 +366,8 @@ impl Catalog {
             let mut stmt = c.prepare_cached(
                 "SELECT o.id, o.name, o.kind, o.location, o.last_scan,
                         (SELECT count(*) FROM files f WHERE f.origin_id = o.id),
-                        (SELECT count(*) FROM scan_errors e WHERE e.origin_id = o.id)
+                        (SELECT count(*) FROM scan_errors e WHERE e.origin_id = o.id),
+                        o.priority
                  FROM origins o ORDER BY o.id",
             )?;
             let rows = stmt.query_map([], |r| {
@@ -376,6 +379,7 @@ impl Catalog {
                     last_scan: r.get(4)?,
                     files: r.get::<_, i64>(5)? as u64,
                     scan_errors: r.get::<_, i64>(6)? as u64,
+                    priority: r.get(7)?,
                 })
             })?;
             rows.collect()
@@ -432,14 +436,16 @@ impl Catalog {
             let mut upsert = c.prepare_cached(
                 "INSERT INTO files (origin_id, rel_path, size, mtime_ns, format, audio_offset,
                                     audio_length, duration_ms, bitrate, sample_rate, channels,
-                                    bit_depth, has_art)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                                    bit_depth, has_art, quick_hash, dup_key, content_hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, NULL)
                  ON CONFLICT (origin_id, rel_path) DO UPDATE SET
                     size = excluded.size, mtime_ns = excluded.mtime_ns, format = excluded.format,
                     audio_offset = excluded.audio_offset, audio_length = excluded.audio_length,
                     duration_ms = excluded.duration_ms, bitrate = excluded.bitrate,
                     sample_rate = excluded.sample_rate, channels = excluded.channels,
-                    bit_depth = excluded.bit_depth, has_art = excluded.has_art
+                    bit_depth = excluded.bit_depth, has_art = excluded.has_art,
+                    quick_hash = excluded.quick_hash, dup_key = excluded.dup_key,
+                    content_hash = NULL
                  RETURNING id",
             )?;
             let mut clear_tags = c.prepare_cached("DELETE FROM tags WHERE file_id = ?1")?;
@@ -476,6 +482,13 @@ impl Catalog {
                         p.channels,
                         p.bit_depth,
                         scanned.has_art,
+                        scanned.quick_hash as i64,
+                        crate::identity::dup_key(
+                            &scanned.tags,
+                            p.duration_ms,
+                            stamp.size,
+                            scanned.quick_hash
+                        ),
                     ],
                     |r| r.get(0),
                 )?;
@@ -527,8 +540,92 @@ impl Catalog {
     /// quick hash (or, once `musicfs verify` has hashed both, the same
     /// content hash). See [`Tree::replicas`](../musicfs_fusefs).
     pub fn replicas(&self, id: FileId) -> Result<Vec<FileRecord>> {
-        let _ = id;
-        Ok(Vec::new())
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT r.id, r.origin_id, r.rel_path, r.size, r.mtime_ns, r.format,
+                        r.audio_offset, r.audio_length
+                 FROM files f JOIN files r ON r.dup_key = f.dup_key
+                 WHERE f.id = ?1 AND r.id != f.id AND r.origin_id != f.origin_id
+                   AND r.size = f.size
+                   AND (r.quick_hash = f.quick_hash
+                        OR (r.content_hash IS NOT NULL AND r.content_hash = f.content_hash))",
+            )?;
+            let rows = stmt.query_map([id], |r| {
+                Ok(FileRecord {
+                    id: r.get(0)?,
+                    origin_id: r.get(1)?,
+                    rel_path: r.get(2)?,
+                    stamp: Stamp {
+                        size: r.get::<_, i64>(3)?.max(0) as u64,
+                        mtime_ns: r.get(4)?,
+                    },
+                    format: r.get(5)?,
+                    audio_offset: r.get::<_, i64>(6)?.max(0) as u64,
+                    audio_length: r.get::<_, i64>(7)?.max(0) as u64,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// Sets where an origin stands among origins holding the same tracks
+    /// (lower preferred); the tree is re-synced on the next sync if it changed.
+    pub fn set_origin_priority(&self, origin: OriginId, priority: i32) -> Result<()> {
+        self.write(|c| {
+            let changed = c
+                .prepare_cached(
+                    "UPDATE origins SET priority = ?2 WHERE id = ?1 AND priority != ?2",
+                )?
+                .execute(params![origin, priority])?;
+            if changed > 0 {
+                tree::files_changed(c)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Records a file's full content hash (xxh3-128, from `musicfs verify`)
+    /// if its stamp is still `stamp`; returns the hash recorded before.
+    pub fn set_content_hash(&self, id: FileId, stamp: Stamp, hash: u128) -> Result<Option<u128>> {
+        self.write(|c| {
+            let before: Option<Vec<u8>> = c
+                .prepare_cached("SELECT content_hash FROM files WHERE id = ?1")?
+                .query_row([id], |r| r.get(0))
+                .optional()?
+                .flatten();
+            c.prepare_cached(
+                "UPDATE files SET content_hash = ?2 WHERE id = ?1 AND size = ?3 AND mtime_ns = ?4",
+            )?
+            .execute(params![
+                id,
+                hash.to_be_bytes().to_vec(),
+                to_sql_u64(stamp.size),
+                stamp.mtime_ns
+            ])?;
+            Ok(before
+                .and_then(|b| <[u8; 16]>::try_from(b.as_slice()).ok())
+                .map(u128::from_be_bytes))
+        })
+    }
+
+    /// Every file of an origin: (id, relative path, stamp), for `musicfs verify`.
+    pub fn origin_files(&self, origin: OriginId) -> Result<Vec<(FileId, Vec<u8>, Stamp)>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, rel_path, size, mtime_ns FROM files WHERE origin_id = ?1 ORDER BY id",
+            )?;
+            let rows = stmt.query_map([origin], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    Stamp {
+                        size: r.get::<_, i64>(2)?.max(0) as u64,
+                        mtime_ns: r.get(3)?,
+                    },
+                ))
+            })?;
+            rows.collect()
+        })
     }
 
     /// A remote file's saved chunk recipe.

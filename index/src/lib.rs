@@ -14,6 +14,7 @@
 mod catalog;
 mod error;
 mod fields;
+mod identity;
 pub mod scan;
 mod schema;
 pub mod template;

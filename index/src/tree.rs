@@ -38,6 +38,11 @@ pub(crate) type Render<'a> = dyn FnMut(&FileFields<'_>, &str) -> Vec<String> + '
 /// One file, rendered.
 struct Placed {
     file_id: FileId,
+    origin_id: i64,
+    /// Dedup key and the rank (priority, origin id) of the file's origin:
+    /// of files sharing a key, only those of the best-ranked origin are placed.
+    dup_key: Option<i64>,
+    rank: (i64, i64),
     /// xxh3-64 of the file's identity; source of its collision suffix.
     identity: u64,
     ext: String,
@@ -174,8 +179,9 @@ fn render_all(conn: &Connection, render: &mut Render<'_>) -> rusqlite::Result<Ve
     let bulk_tags = missing * 8 > total;
     let mut files_stmt = conn.prepare(
         "SELECT f.id, f.origin_id, f.rel_path, f.size, f.mtime_ns, f.format, f.duration_ms,
-                f.bitrate, f.sample_rate, f.channels, f.bit_depth, r.path
+                f.bitrate, f.sample_rate, f.channels, f.bit_depth, r.path, f.dup_key, o.priority
          FROM files f LEFT JOIN rendered r ON r.file_id = f.id
+              JOIN origins o ON o.id = f.origin_id
          ORDER BY f.id",
     )?;
     let mut tags_scan =
@@ -227,8 +233,13 @@ fn render_all(conn: &Connection, render: &mut Render<'_>) -> rusqlite::Result<Ve
         };
         let mut identity_src = info.origin_id.to_le_bytes().to_vec();
         identity_src.extend_from_slice(&info.rel_path);
+        let dup_key: Option<i64> = row.get(12)?;
+        let priority: i64 = row.get(13)?;
         placed.push(Placed {
             file_id: info.id,
+            origin_id: info.origin_id,
+            dup_key,
+            rank: (priority, info.origin_id),
             identity: xxh3_64(&identity_src),
             ext,
             components,
@@ -247,7 +258,26 @@ fn render_all(conn: &Connection, render: &mut Render<'_>) -> rusqlite::Result<Ve
     for (id, path) in newly_rendered {
         cache.execute(params![id, path.as_bytes()])?;
     }
-    Ok(placed)
+    Ok(dedup_across_origins(placed))
+}
+
+/// Federation: a track held by several origins (same dedup key, see
+/// `identity.rs`) is placed once, from the best-ranked origin (lowest
+/// priority, then oldest origin); copies inside that one origin all stay.
+fn dedup_across_origins(mut placed: Vec<Placed>) -> Vec<Placed> {
+    let mut best: HashMap<i64, (i64, i64)> = HashMap::new();
+    for p in &placed {
+        if let Some(key) = p.dup_key {
+            best.entry(key)
+                .and_modify(|r| *r = (*r).min(p.rank))
+                .or_insert(p.rank);
+        }
+    }
+    placed.retain(|p| match p.dup_key {
+        Some(key) => best.get(&key).is_none_or(|r| r.1 == p.origin_id),
+        None => true,
+    });
+    placed
 }
 
 /// The tags of file `id` from the ordered tag scan `rows`; `pending` holds

@@ -25,6 +25,7 @@ fn scanned(tags: &[(&str, &str)]) -> ScannedFile {
         audio_offset: 42,
         audio_length: 958,
         has_art: false,
+        quick_hash: 7,
     }
 }
 
@@ -861,4 +862,100 @@ fn cached_paths_follow_retags_and_rebuild_agrees() {
     assert_eq!((ch.added, ch.removed.len(), ch.modified.len()), (0, 0, 0));
     assert_eq!(walk(&cat), real);
     assert_eq!(after, real, "same paths from another template: same inodes");
+}
+
+#[test]
+fn a_track_on_two_origins_shows_once_from_the_preferred_origin() {
+    let (_d, cat) = open_temp();
+    let nas = cat.ensure_origin("nas", "sftp", "sftp://nas/m").unwrap();
+    let s3 = cat.ensure_origin("s3", "s3", "s3://b/m").unwrap();
+    let song = [("artist", "A"), ("album", "B"), ("title", "Song")];
+    let only_s3 = [("artist", "A"), ("album", "B"), ("title", "Other")];
+    cat.apply_scan(nas, &[up("x/song.flac", stamp(1000, 1), &song)], &[], &[])
+        .unwrap();
+    cat.apply_scan(
+        s3,
+        &[
+            up("y/song.flac", stamp(1000, 5), &song),
+            up("y/other.flac", stamp(1000, 5), &only_s3),
+        ],
+        &[],
+        &[],
+    )
+    .unwrap();
+    sync_simple(&cat);
+    let paths: Vec<String> = walk(&cat).into_iter().map(|(p, _)| p).collect();
+    assert_eq!(paths, ["/A", "/A/B", "/A/B/Other.flac", "/A/B/Song.flac"]);
+    let node = cat.resolve(b"/A/B/Song.flac").unwrap().unwrap();
+    let shown = cat.file(node.file_id.unwrap()).unwrap().unwrap();
+    assert_eq!(shown.origin_id, nas, "the older origin wins a tie");
+    let replicas = cat.replicas(shown.id).unwrap();
+    assert_eq!(replicas.len(), 1);
+    assert_eq!(replicas[0].origin_id, s3);
+    assert_eq!(replicas[0].rel_path, b"y/song.flac");
+
+    // Preferring the bucket moves the track to its copy.
+    cat.set_origin_priority(s3, -1).unwrap();
+    sync_simple(&cat);
+    let node = cat.resolve(b"/A/B/Song.flac").unwrap().unwrap();
+    let shown = cat.file(node.file_id.unwrap()).unwrap().unwrap();
+    assert_eq!(shown.origin_id, s3);
+    assert_eq!(walk(&cat).len(), 4);
+
+    // Same tags but other bytes: still one entry, but not a replica to read from.
+    let mut changed = up("x/song.flac", stamp(1000, 2), &song);
+    changed.2.quick_hash = 8;
+    cat.apply_scan(nas, &[changed], &[], &[]).unwrap();
+    assert!(cat.replicas(shown.id).unwrap().is_empty());
+}
+
+#[test]
+fn two_copies_inside_one_origin_both_stay() {
+    let (_d, cat) = open_temp();
+    let o = cat.ensure_origin("m", "local", "/m").unwrap();
+    let song = [("artist", "A"), ("album", "B"), ("title", "Song")];
+    cat.apply_scan(
+        o,
+        &[
+            up("1.flac", stamp(1000, 1), &song),
+            up("2.flac", stamp(1000, 1), &song),
+        ],
+        &[],
+        &[],
+    )
+    .unwrap();
+    sync_simple(&cat);
+    assert_eq!(walk(&cat).len(), 4, "{:?}", walk(&cat));
+}
+
+#[test]
+fn recipes_are_kept_with_their_file_and_dropped_with_it() {
+    let (_d, cat) = open_temp();
+    let o = cat.ensure_origin("m", "s3", "s3://b").unwrap();
+    cat.apply_scan(
+        o,
+        &[up("a.flac", stamp(10, 1), &[("title", "T")])],
+        &[],
+        &[],
+    )
+    .unwrap();
+    let id = cat.file_id_by_path(o, b"a.flac").unwrap().unwrap();
+    assert_eq!(cat.recipe(id).unwrap(), None);
+    cat.set_recipe(id, b"r1").unwrap();
+    cat.set_recipe(id, b"r2").unwrap();
+    assert_eq!(cat.recipe(id).unwrap().as_deref(), Some(&b"r2"[..]));
+    cat.apply_scan(
+        o,
+        &[up("a.flac", stamp(11, 2), &[("title", "T")])],
+        &[],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        cat.recipe(id).unwrap().as_deref(),
+        Some(&b"r2"[..]),
+        "kept across a rescan"
+    );
+    cat.apply_scan(o, &[], &[], &[b"a.flac".to_vec()]).unwrap();
+    assert_eq!(cat.recipe(id).unwrap(), None);
 }

@@ -52,6 +52,36 @@ pub struct ScannedFile {
     pub audio_length: u64,
     /// The file carries embedded cover art.
     pub has_art: bool,
+    /// xxh3-64 of the size, the first 16 KiB and the last 4 KiB: equal for
+    /// byte-identical copies on different origins (see [`quick_hash`]).
+    pub quick_hash: u64,
+}
+
+/// Bytes of the head and the tail that [`quick_hash`] samples.
+pub const QUICK_HASH_HEAD: u64 = 16 * 1024;
+pub const QUICK_HASH_TAIL: u64 = 4 * 1024;
+
+/// A cheap fingerprint of a file's bytes: its size, first 16 KiB and last
+/// 4 KiB (the parts a tag reader fetches anyway, so it costs a remote scan
+/// almost nothing). Two copies of one file always agree; two different
+/// files of one size agree only if they differ nowhere in those parts
+/// (tags live there, so retagged copies differ). `musicfs verify` computes
+/// a full content hash when certainty is needed.
+pub fn quick_hash<R: Read + Seek>(reader: &mut R, size: u64) -> std::io::Result<u64> {
+    let mut sample = size.to_le_bytes().to_vec();
+    let head = size.min(QUICK_HASH_HEAD);
+    reader.seek(SeekFrom::Start(0))?;
+    let at = sample.len();
+    sample.resize(at + head as usize, 0);
+    reader.read_exact(&mut sample[at..])?;
+    let tail_start = size.saturating_sub(QUICK_HASH_TAIL).max(head);
+    if tail_start < size {
+        reader.seek(SeekFrom::Start(tail_start))?;
+        let at = sample.len();
+        sample.resize(at + (size - tail_start) as usize, 0);
+        reader.read_exact(&mut sample[at..])?;
+    }
+    Ok(xxhash_rust::xxh3::xxh3_64(&sample))
 }
 
 /// Reads one file of `size` bytes. `file_name` (the last path component)
@@ -130,6 +160,9 @@ fn probe_inner<R: Read + Seek>(
     };
     let tags = tags::collect(&tagged);
     let has_art = tagged.tags().iter().any(|t| t.picture_count() > 0);
+    drop(tagged);
+    let quick_hash =
+        quick_hash(buffered.get_mut(), size).map_err(|e| format!("read error: {e}"))?;
     Ok(ScannedFile {
         format,
         tags,
@@ -137,6 +170,7 @@ fn probe_inner<R: Read + Seek>(
         audio_offset: body.offset,
         audio_length: body.length,
         has_art,
+        quick_hash,
     })
 }
 
