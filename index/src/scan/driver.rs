@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 pub trait ReadSeek: Read + Seek + Send {}
 impl<T: Read + Seek + Send> ReadSeek for T {}
 
-/// Opens a file of the origin by its relative path.
-pub type OpenFn<'a> = dyn Fn(&[u8]) -> std::io::Result<Box<dyn ReadSeek>> + Sync + 'a;
+/// Opens a file of the origin by its relative path; the stamp is the
+/// listing's (a remote origin's ranged reader needs the size up front).
+pub type OpenFn<'a> = dyn Fn(&[u8], &Stamp) -> std::io::Result<Box<dyn ReadSeek>> + Sync + 'a;
 
 /// Extensions of the files an album folder holds beside its music (cover
 /// images, playlists, cue sheets, rip logs and checksums, lyrics): with
@@ -228,7 +229,7 @@ fn run(
                 // `probe` already contains lofty's panics; this also
                 // covers the caller's `open`, so one file can never take
                 // the scan (and the daemon) down.
-                let result = catch_unwind(AssertUnwindSafe(|| read_one(path, open)))
+                let result = catch_unwind(AssertUnwindSafe(|| read_one(path, stamp, open)))
                     .unwrap_or_else(|_| Err("scanner panicked".into()));
                 let outcome = Outcome {
                     path: path.clone(),
@@ -283,8 +284,12 @@ fn run(
 }
 
 /// Opens and probes one file; every failure is a message for the scan errors.
-fn read_one(path: &[u8], open: &OpenFn<'_>) -> std::result::Result<ScannedFile, String> {
-    let mut reader = open(path).map_err(|e| format!("cannot open: {e}"))?;
+fn read_one(
+    path: &[u8],
+    stamp: &Stamp,
+    open: &OpenFn<'_>,
+) -> std::result::Result<ScannedFile, String> {
+    let mut reader = open(path, stamp).map_err(|e| format!("cannot open: {e}"))?;
     // The size is taken from the open file, not the listing, so the body
     // walkers agree with the bytes actually there.
     let size = reader

@@ -75,8 +75,8 @@ impl Fixture {
         out
     }
 
-    fn open(&self) -> impl Fn(&[u8]) -> std::io::Result<Box<dyn ReadSeek>> + Sync + '_ {
-        move |rel: &[u8]| {
+    fn open(&self) -> impl Fn(&[u8], &Stamp) -> std::io::Result<Box<dyn ReadSeek>> + Sync + '_ {
+        move |rel: &[u8], _: &Stamp| {
             let f = std::fs::File::open(self.root.join(std::ffi::OsStr::from_bytes(rel)))?;
             Ok(Box::new(f) as Box<dyn ReadSeek>)
         }
@@ -303,11 +303,11 @@ fn a_panic_while_reading_one_file_costs_only_that_file() {
     let fx = fixture();
     fx.write("boom.mp3", b"x");
     fx.write("empty.flac", b"");
-    let open = |rel: &[u8]| -> std::io::Result<Box<dyn ReadSeek>> {
+    let open = |rel: &[u8], st: &Stamp| -> std::io::Result<Box<dyn ReadSeek>> {
         if rel == b"boom.mp3" {
             panic!("test panic in open");
         }
-        fx.open()(rel)
+        fx.open()(rel, st)
     };
     let cancel = AtomicBool::new(false);
     let r = scan_origin(
