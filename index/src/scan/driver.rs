@@ -93,7 +93,9 @@ pub struct ScanReport {
 /// Full incremental scan of one origin. `entries` is the origin's whole
 /// listing; files whose stamp the catalog already holds are not read, and
 /// catalogued paths missing from `entries` are removed. `cancel` stops the
-/// scan between files (what was read is kept, `cancelled` is set).
+/// scan between files (what was read is kept, `cancelled` is set); files
+/// that fail after it is set are not recorded as scan errors, so a caller
+/// that sets it when its origin goes down loses nothing.
 pub fn scan_origin(
     catalog: &Catalog,
     origin: OriginId,
@@ -140,7 +142,7 @@ pub fn scan_origin(
 
 /// Rescans the files a watcher reported: rereads every path in `upserts`
 /// (without comparing stamps: the watcher saw them change) and removes
-/// every path in `removed`.
+/// every path in `removed`. `cancel` as for [`scan_origin`].
 pub fn scan_paths(
     catalog: &Catalog,
     origin: OriginId,
@@ -148,12 +150,12 @@ pub fn scan_paths(
     removed: Vec<Vec<u8>>,
     open: &OpenFn<'_>,
     opts: &ScanOptions,
+    cancel: &AtomicBool,
 ) -> Result<ScanReport> {
     let started = Instant::now();
     let seen = upserts.len() as u64;
     let (jobs, skipped) = drop_sidecars(upserts, opts);
-    let never = AtomicBool::new(false);
-    let mut report = run(catalog, origin, jobs, removed, open, opts, &|_| {}, &never)?;
+    let mut report = run(catalog, origin, jobs, removed, open, opts, &|_| {}, cancel)?;
     report.seen = seen;
     report.skipped = skipped;
     report.elapsed = started.elapsed();
@@ -253,6 +255,12 @@ fn run(
                 Ok(file) => {
                     state.changed += 1;
                     upserts.push((outcome.path, outcome.stamp, file));
+                }
+                // Once the scan is cancelled, failures may be the cancel's
+                // doing (an origin that went down mid-scan): recording them
+                // would drop good files from the catalog.
+                Err(message) if cancel.load(Ordering::Relaxed) => {
+                    tracing::debug!(file = %state.current, "not recorded (scan cancelled): {message}");
                 }
                 Err(message) => {
                     tracing::debug!(file = %state.current, "scan error: {message}");

@@ -290,6 +290,7 @@ fn scan_paths_upserts_and_removes_without_full_listing() {
         vec![b"a.flac".to_vec()],
         &fx.open(),
         &ScanOptions::default(),
+        &AtomicBool::new(false),
     )
     .unwrap();
     assert_eq!((r.seen, r.changed, r.skipped, r.removed), (2, 1, 1, 1));
@@ -324,4 +325,35 @@ fn a_panic_while_reading_one_file_costs_only_that_file() {
     let errors = fx.catalog.scan_errors(10).unwrap();
     let boom = errors.iter().find(|e| e.rel_path == b"boom.mp3").unwrap();
     assert_eq!(boom.message, "scanner panicked");
+}
+
+#[test]
+fn failures_after_a_cancel_are_not_recorded() {
+    let fx = fixture();
+    fx.write("a.mp3", b"not really audio");
+    let cancel = AtomicBool::new(false);
+    // The origin "goes down": the open sets the cancel before failing, as
+    // the daemon's guarded reader does.
+    let open = |_: &[u8], _: &Stamp| -> std::io::Result<Box<dyn ReadSeek>> {
+        cancel.store(true, Ordering::SeqCst);
+        Err(std::io::Error::other("origin unavailable"))
+    };
+    let r = scan_paths(
+        &fx.catalog,
+        fx.origin,
+        vec![(
+            b"a.mp3".to_vec(),
+            Stamp {
+                size: 16,
+                mtime_ns: 1,
+            },
+        )],
+        vec![],
+        &open,
+        &ScanOptions::default(),
+        &cancel,
+    )
+    .unwrap();
+    assert_eq!(r.errors, 0);
+    assert!(fx.catalog.scan_errors(10).unwrap().is_empty());
 }
