@@ -6,6 +6,9 @@
 mod cache;
 mod lifecycle;
 mod live;
+mod origin_s3;
+mod origin_sftp;
+mod origin_webdav;
 mod readonly;
 mod reads;
 mod surface;
