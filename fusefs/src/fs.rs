@@ -8,6 +8,7 @@ use crate::attr::{self, node_attr, Owner};
 use crate::error::Error;
 use crate::handles::{OpenTable, Opened, Source};
 use crate::passthrough::{open_local, Failure, Passthrough};
+use crate::remote::{RemoteFiles, StoreSource};
 use crate::tree::Tree;
 use crate::xattr;
 use crate::{FsConfig, FsStats, OriginTable};
@@ -45,6 +46,7 @@ pub(crate) struct MusicFs {
     passthrough: Passthrough,
     open: OpenTable<BackingId>,
     counts: Mutex<Option<(Instant, Counts)>>,
+    remote: Arc<RemoteFiles>,
 }
 
 impl MusicFs {
@@ -53,8 +55,17 @@ impl MusicFs {
         origins: OriginTable,
         config: &FsConfig,
         stats: Arc<FsStats>,
+        cache: Option<Arc<dyn StoreSource>>,
     ) -> MusicFs {
+        let remote = Arc::new(RemoteFiles::new(
+            tree.clone(),
+            origins.clone(),
+            config.remote.clone(),
+            stats.clone(),
+            cache,
+        ));
         MusicFs {
+            remote,
             tree,
             origins,
             ttl: config.ttl,
@@ -194,14 +205,25 @@ impl MusicFs {
                     Some(path),
                 ))
             }
-            None => Ok((
-                Source::Origin {
-                    origin,
-                    rel_path: record.rel_path,
-                },
-                false,
-                None,
-            )),
+            None => {
+                // A fully cached remote file exported as a regular file
+                // passes through like a local one (only worth it when
+                // passthrough works: otherwise the store serves as well).
+                if untouched && self.passthrough.is_active() {
+                    if let Some((file, path)) = self.remote.export_for(&record) {
+                        return Ok((
+                            Source::File {
+                                file,
+                                path: path.clone(),
+                            },
+                            true,
+                            Some(path),
+                        ));
+                    }
+                }
+                let handle = self.remote.open(&record, node.ino)?;
+                Ok((Source::Remote(handle), false, None))
+            }
         }
     }
 
@@ -731,6 +753,7 @@ mod tests {
             Arc::new(RwLock::new(HashMap::new())),
             &config,
             Arc::new(FsStats::default()),
+            None,
         )
     }
 

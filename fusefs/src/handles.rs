@@ -7,7 +7,7 @@
 //! of the inode is released. Passthrough handles share one backing id per
 //! inode; it is unregistered when the last of them is released.
 use crate::error::{Error, Result};
-use musicfs_origins::Origin;
+use crate::remote::RemoteHandle;
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -18,11 +18,9 @@ use std::sync::{Arc, Mutex};
 pub(crate) enum Source {
     /// An open local file (pread).
     File { file: File, path: PathBuf },
-    /// An origin without local files: ranged reads through the origin.
-    Origin {
-        origin: Arc<dyn Origin>,
-        rel_path: Vec<u8>,
-    },
+    /// A remote file: reads through the chunk store (or straight from
+    /// its origins when there is no store).
+    Remote(RemoteHandle),
 }
 
 impl Source {
@@ -41,7 +39,7 @@ impl Source {
                     Ok(n) => return Ok(n),
                 }
             },
-            Source::Origin { origin, rel_path } => Ok(origin.read_at(rel_path, offset, buf)?),
+            Source::Remote(handle) => handle.read_at(offset, buf),
         }
     }
 

@@ -7,7 +7,8 @@
 //!
 //! Modules: [`attr`](attr) (nodes as FUSE attributes), `fs` (the fuser
 //! `Filesystem`), `handles` (open handles, one mode per inode),
-//! `passthrough` (negotiation and fallback policy), `xattr`, `session`
+//! `passthrough` (negotiation and fallback policy), `remote` (remote files
+//! through the chunk store), `xattr`, `session`
 //! (mounting, invalidation, unmounting) and [`tree`] (what the filesystem
 //! reads from the catalog).
 
@@ -16,12 +17,14 @@ mod error;
 mod fs;
 mod handles;
 mod passthrough;
+mod remote;
 mod session;
 pub mod testutil;
 pub mod tree;
 mod xattr;
 
 pub use error::{Error, Result};
+pub use remote::{RemoteConfig, StoreSource};
 pub use session::Mounted;
 pub use tree::Tree;
 
@@ -52,6 +55,8 @@ pub struct FsConfig {
     pub allow_other: bool,
     /// Name shown in `/proc/mounts`. Default "musicfs".
     pub fsname: String,
+    /// How remote files are read through the chunk store.
+    pub remote: RemoteConfig,
 }
 
 impl Default for FsConfig {
@@ -64,6 +69,7 @@ impl Default for FsConfig {
             gid: nix::unistd::getegid().as_raw(),
             allow_other: false,
             fsname: "musicfs".to_string(),
+            remote: RemoteConfig::default(),
         }
     }
 }
@@ -76,6 +82,16 @@ pub struct FsStats {
     pub open_handles: AtomicU64,
     pub reads: AtomicU64,
     pub bytes_read: AtomicU64,
+    /// Bytes of remote files served from the chunk store.
+    pub cache_hit_bytes: AtomicU64,
+    /// Bytes fetched from origins for reads (fills, refetches, direct reads).
+    pub origin_bytes: AtomicU64,
+    /// Remote reads served uncached: far past the cached part, or no store.
+    pub direct_reads: AtomicU64,
+    /// Remote fetches retried on another origin after one failed.
+    pub failovers: AtomicU64,
+    /// Fully cached remote files exported for passthrough.
+    pub exports: AtomicU64,
     /// Why passthrough is not in use, once known (None = in use or not tried yet).
     pub passthrough_unavailable: Mutex<Option<String>>,
 }
@@ -88,6 +104,11 @@ pub struct FsStatsSnapshot {
     pub open_handles: u64,
     pub reads: u64,
     pub bytes_read: u64,
+    pub cache_hit_bytes: u64,
+    pub origin_bytes: u64,
+    pub direct_reads: u64,
+    pub failovers: u64,
+    pub exports: u64,
     pub passthrough_unavailable: Option<String>,
 }
 
@@ -99,6 +120,11 @@ impl FsStats {
             open_handles: self.open_handles.load(Ordering::Relaxed),
             reads: self.reads.load(Ordering::Relaxed),
             bytes_read: self.bytes_read.load(Ordering::Relaxed),
+            cache_hit_bytes: self.cache_hit_bytes.load(Ordering::Relaxed),
+            origin_bytes: self.origin_bytes.load(Ordering::Relaxed),
+            direct_reads: self.direct_reads.load(Ordering::Relaxed),
+            failovers: self.failovers.load(Ordering::Relaxed),
+            exports: self.exports.load(Ordering::Relaxed),
             passthrough_unavailable: self
                 .passthrough_unavailable
                 .lock()
@@ -127,5 +153,18 @@ pub fn mount_tree(
     stats: Arc<FsStats>,
     mountpoint: &Path,
 ) -> std::io::Result<Mounted> {
-    session::mount(tree, origins, config, stats, mountpoint, true)
+    session::mount(tree, origins, config, stats, mountpoint, true, None)
+}
+
+/// [`mount_tree`] with a chunk store for remote files: their reads go
+/// through `cache` (while it has a store) instead of straight to the origin.
+pub fn mount_with_cache(
+    tree: Arc<dyn Tree>,
+    origins: OriginTable,
+    config: FsConfig,
+    stats: Arc<FsStats>,
+    mountpoint: &Path,
+    cache: Arc<dyn StoreSource>,
+) -> std::io::Result<Mounted> {
+    session::mount(tree, origins, config, stats, mountpoint, true, Some(cache))
 }

@@ -6,7 +6,7 @@
 //! or after an abort through `/sys/fs/fuse/connections`.
 use crate::fs::MusicFs;
 use crate::tree::Tree;
-use crate::{FsConfig, FsStats, OriginTable};
+use crate::{FsConfig, FsStats, OriginTable, StoreSource};
 use fuser::{Config, INodeNo, MountOption, Notifier, Session, SessionACL, SessionUnmounter};
 use musicfs_index::TreeChanges;
 use nix::mount::{MntFlags, MsFlags};
@@ -157,11 +157,12 @@ pub(crate) fn mount(
     stats: Arc<FsStats>,
     mountpoint: &Path,
     read_only_flag: bool,
+    cache: Option<Arc<dyn StoreSource>>,
 ) -> io::Result<Mounted> {
     let context =
         |e: io::Error| io::Error::new(e.kind(), format!("mounting {}: {e}", mountpoint.display()));
     let mountpoint = mountpoint.canonicalize().map_err(context)?;
-    let fs = MusicFs::new(tree, origins, &config, stats);
+    let fs = MusicFs::new(tree, origins, &config, stats, cache);
     let options = mount_options(&config, read_only_flag);
     // Both paths complete the INIT handshake (passthrough is negotiated there).
     let (mut session, direct) =

@@ -10,7 +10,9 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 /// Mounts like [`crate::mount_tree`] but without the kernel's read-only
 /// mount flag, so write requests reach the daemon: tests use it to check
@@ -22,7 +24,7 @@ pub fn mount_without_ro_flag(
     stats: Arc<FsStats>,
     mountpoint: &Path,
 ) -> std::io::Result<Mounted> {
-    crate::session::mount(tree, origins, config, stats, mountpoint, false)
+    crate::session::mount(tree, origins, config, stats, mountpoint, false, None)
 }
 
 /// A local directory as an origin, for tests (the real `LocalOrigin` lives
@@ -80,10 +82,149 @@ impl Origin for DirOrigin {
     }
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A remote origin in memory, for tests of the remote read path: files
+/// are byte vectors, every byte served is counted, and it can be told to
+/// fail, to look down, or to be slow.
+pub struct MemOrigin {
+    pub name: String,
+    files: RwLock<HashMap<Vec<u8>, Arc<Vec<u8>>>>,
+    /// Bytes returned by `read_at` so far.
+    pub served: AtomicU64,
+    /// `read_at` calls so far.
+    pub calls: AtomicU64,
+    /// While set, every `read_at` fails (EIO).
+    pub failing: AtomicBool,
+    /// Fail every read after this many more succeed (u64::MAX = never).
+    pub fail_after: AtomicU64,
+    /// What `available()` answers.
+    pub up: AtomicBool,
+    pub priority: i32,
+    /// Sleep this long in each `read_at` (a slow link).
+    pub latency: Duration,
+}
+
+impl MemOrigin {
+    pub fn new(name: &str, priority: i32) -> MemOrigin {
+        MemOrigin {
+            name: name.to_string(),
+            files: RwLock::new(HashMap::new()),
+            served: AtomicU64::new(0),
+            calls: AtomicU64::new(0),
+            failing: AtomicBool::new(false),
+            fail_after: AtomicU64::new(u64::MAX),
+            up: AtomicBool::new(true),
+            priority,
+            latency: Duration::ZERO,
+        }
+    }
+
+    /// Adds or replaces a file.
+    pub fn put(&self, rel_path: &[u8], data: Vec<u8>) {
+        self.files
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(rel_path.to_vec(), Arc::new(data));
+    }
+
+    pub fn served(&self) -> u64 {
+        self.served.load(Ordering::SeqCst)
+    }
+
+    fn remote_error(&self, rel_path: &[u8], message: &str, errno: i32) -> musicfs_origins::Error {
+        musicfs_origins::Error::Remote {
+            origin: self.name.clone(),
+            op: "read",
+            path: String::from_utf8_lossy(rel_path).into_owned(),
+            message: message.to_string(),
+            transient: errno == libc::EIO,
+            errno,
+        }
+    }
+}
+
+impl Origin for MemOrigin {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn kind(&self) -> OriginKind {
+        OriginKind::Sftp
+    }
+    fn location(&self) -> String {
+        format!("mem:{}", self.name)
+    }
+    fn list(&self) -> musicfs_origins::Result<Vec<Entry>> {
+        let files = self.files.read().unwrap_or_else(|e| e.into_inner());
+        Ok(files
+            .iter()
+            .map(|(p, d)| Entry {
+                rel_path: p.clone(),
+                size: d.len() as u64,
+                mtime_ns: 0,
+            })
+            .collect())
+    }
+    fn stat(&self, rel_path: &[u8]) -> musicfs_origins::Result<Entry> {
+        let files = self.files.read().unwrap_or_else(|e| e.into_inner());
+        let data = files
+            .get(rel_path)
+            .ok_or_else(|| self.remote_error(rel_path, "no such file", libc::ENOENT))?;
+        Ok(Entry {
+            rel_path: rel_path.to_vec(),
+            size: data.len() as u64,
+            mtime_ns: 0,
+        })
+    }
+    fn read_at(
+        &self,
+        rel_path: &[u8],
+        offset: u64,
+        buf: &mut [u8],
+    ) -> musicfs_origins::Result<usize> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if !self.latency.is_zero() {
+            std::thread::sleep(self.latency);
+        }
+        let allowed = self
+            .fail_after
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n != u64::MAX && n > 0).then(|| n - 1)
+            });
+        if self.failing.load(Ordering::SeqCst) || allowed == Ok(0) || allowed == Err(0) {
+            return Err(self.remote_error(rel_path, "injected failure", libc::EIO));
+        }
+        let data = self
+            .files
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(rel_path)
+            .cloned()
+            .ok_or_else(|| self.remote_error(rel_path, "no such file", libc::ENOENT))?;
+        let start = (offset as usize).min(data.len());
+        let n = buf.len().min(data.len() - start);
+        buf[..n].copy_from_slice(&data[start..start + n]);
+        self.served.fetch_add(n as u64, Ordering::SeqCst);
+        Ok(n)
+    }
+    fn available(&self) -> bool {
+        self.up.load(Ordering::SeqCst)
+    }
+    fn priority(&self) -> i32 {
+        self.priority
+    }
+}
+
 /// A virtual tree kept in memory. Inodes are handed out in insertion order,
 /// like the catalog's.
 pub struct MemTree {
     inner: RwLock<Inner>,
+    /// Saved chunk recipes by file.
+    recipes: Mutex<HashMap<FileId, Vec<u8>>>,
+    /// Replica records by the file they copy.
+    replicas: Mutex<HashMap<FileId, Vec<FileRecord>>>,
 }
 
 struct Inner {
@@ -122,7 +263,34 @@ impl MemTree {
                 files: BTreeMap::new(),
                 next_ino: ROOT_INO + 1,
             }),
+            recipes: Mutex::new(HashMap::new()),
+            replicas: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Changes a file's catalog record (a rescan's doing: new stamp, new
+    /// audio bounds).
+    pub fn update_file(&self, id: FileId, change: impl FnOnce(&mut FileRecord)) {
+        let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(record) = inner.files.get_mut(&id) {
+            change(record);
+        }
+    }
+
+    /// Declares that `rel_path` on `origin_id` holds the same bytes as `id`.
+    pub fn add_replica(&self, id: FileId, origin_id: OriginId, rel_path: &[u8]) {
+        let Some(mut record) = self.file(id).ok().flatten() else {
+            return;
+        };
+        record.id = 1_000_000 + id;
+        record.origin_id = origin_id;
+        record.rel_path = rel_path.to_vec();
+        lock(&self.replicas).entry(id).or_default().push(record);
+    }
+
+    /// The saved recipe bytes of `id` (what the remote read path persisted).
+    pub fn saved_recipe(&self, id: FileId) -> Option<Vec<u8>> {
+        lock(&self.recipes).get(&id).cloned()
     }
 
     /// Adds a file at the virtual `path` (`a/b/c.flac`), creating missing
@@ -247,6 +415,16 @@ impl Tree for MemTree {
     fn file(&self, id: FileId) -> Result<Option<FileRecord>> {
         let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
         Ok(inner.files.get(&id).cloned())
+    }
+    fn replicas(&self, id: FileId) -> Result<Vec<FileRecord>> {
+        Ok(lock(&self.replicas).get(&id).cloned().unwrap_or_default())
+    }
+    fn recipe(&self, id: FileId) -> Result<Option<Vec<u8>>> {
+        Ok(lock(&self.recipes).get(&id).cloned())
+    }
+    fn set_recipe(&self, id: FileId, data: &[u8]) -> Result<()> {
+        lock(&self.recipes).insert(id, data.to_vec());
+        Ok(())
     }
     fn counts(&self) -> Result<Counts> {
         let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
