@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 /// A library with awkward sizes (0 bytes, chunk boundaries ± 1, 5 MB),
-/// nesting, a non-ASCII name, hidden entries and symlinks.
+/// nesting, a non-ASCII name, hidden entries, symlinks and a directory the
+/// login user cannot read.
 struct Library {
     dir: tempfile::TempDir,
 }
@@ -45,6 +46,10 @@ impl Library {
         write(&root.join(".hidden/in.flac"), b"in a hidden dir");
         std::os::unix::fs::symlink("small.flac", root.join("link.flac")).unwrap();
         std::os::unix::fs::symlink("A", root.join("dirlink")).unwrap();
+        // Unreadable by the login user: skipped by list(), EACCES on read.
+        write(&root.join("locked/secret.flac"), b"not for you");
+        std::fs::set_permissions(root.join("locked"), std::fs::Permissions::from_mode(0o700))
+            .unwrap();
         Library { dir }
     }
     fn root(&self) -> &Path {
@@ -222,6 +227,9 @@ fn sftp_lists_stats_and_reads_like_the_directory() {
     assert!(!e.is_transient());
     let e = o.read_at(b"nope.flac", 0, &mut buf).unwrap_err();
     assert_eq!(e.errno(), libc::ENOENT, "{e}");
+    let e = o.read_at(b"locked/secret.flac", 0, &mut buf).unwrap_err();
+    assert_eq!(e.errno(), libc::EACCES, "{e}");
+    assert!(!e.is_transient());
     for bad in [&b"../etc/passwd"[..], b"A/../../x", b"./small.flac", b""] {
         let e = o.read_at(bad, 0, &mut buf).unwrap_err();
         assert!(!e.is_transient(), "{e}");
