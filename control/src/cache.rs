@@ -308,6 +308,17 @@ pub struct CacheRef {
     pub kind: CacheKind,
 }
 
+/// The remote read path asks the slot for the store on every read: `None`
+/// until it is open (reads then go straight to the origin).
+impl musicfs_fusefs::StoreSource for CacheSlot {
+    fn store(&self) -> Option<Arc<ChunkStore>> {
+        match &*self.lock() {
+            SlotState::Open(c) => Some(c.store.clone()),
+            _ => None,
+        }
+    }
+}
+
 impl CacheSlot {
     fn lock(&self) -> std::sync::MutexGuard<'_, SlotState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())

@@ -55,8 +55,12 @@ pub enum Command {
     Scan(ScanArgs),
     /// Show the daemon's status
     Status(StatusArgs),
-    /// List the daemon's origins: name, kind, location, files, errors (tab-separated)
-    Origins,
+    /// List the daemon's origins: name, kind, location, files, errors, health,
+    /// priority, bytes read, scan bytes per track, last error (tab-separated)
+    Origins(OriginsArgs),
+    /// Read every file of an origin (all when ORIGIN is omitted) whole, record
+    /// content hashes, and rescan files whose content changed unseen
+    Verify(VerifyArgs),
     /// Rescan an origin (all when ORIGIN is omitted) and wait until done
     Rescan(RescanArgs),
     /// Drain, unmount and stop the daemon; returns once it has exited
@@ -181,6 +185,20 @@ pub struct StatusArgs {
     /// Print one JSON object
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct OriginsArgs {
+    /// Print one JSON array
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Origin name (default: every origin)
+    #[arg(value_name = "ORIGIN")]
+    pub origin: Option<String>,
 }
 
 #[derive(Debug, Args)]

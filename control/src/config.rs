@@ -42,12 +42,17 @@
 //! max_chunk = "256KiB"
 //! high_watermark = 0.9
 //! low_watermark = 0.8
+//! export_size = "2GiB"          # fully cached remote files exported for passthrough
+//! readahead = "8MiB"
 //!
 //! [[origins]]
 //! name = "music"
 //! kind = "local"
 //! path = "/srv/music"
 //! ```
+//!
+//! Remote origins (`sftp`, `s3`, `webdav`) and their keys: see
+//! [`crate::origin_config`].
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::ffi::OsString;
@@ -159,6 +164,14 @@ pub struct CacheConfig {
     /// Eviction frees down to this fraction. Default `0.8`.
     /// Env `MUSICFS_CACHE_LOW_WATERMARK`.
     pub low_watermark: f64,
+    /// Remote files that are cached whole are also written out as plain
+    /// files under `<cache_dir>/export` and handed to the kernel for
+    /// passthrough (native-speed reads); at most this many bytes, least
+    /// recently opened dropped first. `0` turns exports off. Default `2GiB`.
+    pub export_size: ByteSize,
+    /// Reads that run this far ahead of what is cached extend the cache
+    /// (farther seeks are read straight from the origin). Default `8MiB`.
+    pub readahead: ByteSize,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -207,6 +220,8 @@ impl Default for CacheConfig {
             max_chunk: ByteSize(256 << 10),
             high_watermark: 0.9,
             low_watermark: 0.8,
+            export_size: ByteSize(2 << 30),
+            readahead: ByteSize(8 << 20),
         }
     }
 }
@@ -298,25 +313,7 @@ impl<'de> Deserialize<'de> for ByteSize {
     }
 }
 
-/// `[[origins]]`: one place audio files live.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OriginConfig {
-    /// Short unique name, shown by `musicfs origins` and used by `musicfs rescan NAME`.
-    pub name: String,
-    /// Only `local` for now. Default `local`.
-    #[serde(default)]
-    pub kind: OriginKindConfig,
-    /// The directory (for `local`).
-    pub path: PathBuf,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OriginKindConfig {
-    #[default]
-    Local,
-}
+pub use crate::origin_config::{OriginConfig, OriginKindConfig};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -651,7 +648,7 @@ impl Config {
         expand(&mut self.socket);
         expand(&mut self.log_file);
         for o in &mut self.origins {
-            expand(&mut o.path);
+            o.expand_home(home);
         }
         for p in [&mut self.cache.device, &mut self.cache.ublk_backing]
             .into_iter()
@@ -734,12 +731,13 @@ impl Config {
                     message: format!("origin {:?} is named twice", o.name),
                 });
             }
-            if o.path.as_os_str().is_empty() {
+            if o.kind == OriginKindConfig::Local && o.path.as_os_str().is_empty() {
                 return Err(Error::BadValue {
                     key: "origins.path".into(),
                     message: format!("origin {:?} has an empty path", o.name),
                 });
             }
+            o.validate()?;
         }
         Ok(())
     }
@@ -1141,10 +1139,14 @@ mod tests {
     #[test]
     fn show_round_trips() {
         let mut c = Config::default();
+        c.origins
+            .push(OriginConfig::local("m", Path::new("/srv/m")));
         c.origins.push(OriginConfig {
-            name: "m".into(),
-            kind: OriginKindConfig::Local,
-            path: "/srv/m".into(),
+            name: "b".into(),
+            kind: OriginKindConfig::S3,
+            bucket: Some("music".into()),
+            priority: Some(2),
+            ..OriginConfig::default()
         });
         c.fuse.threads = 9;
         c.cache.size = ByteSize(64 << 20);

@@ -11,7 +11,7 @@
 //! (`fusermount3 -u`); in every case the socket is removed and `run`
 //! returns `Ok`.
 use crate::cache::CacheSlot;
-use crate::config::Config;
+use crate::config::{Config, OriginConfig};
 use crate::detach::Ready;
 use crate::error::{Error, Result};
 use crate::scanner::{origin_table, ScanTarget, Scanner};
@@ -174,6 +174,18 @@ fn unescape_mountinfo(field: &str) -> std::ffi::OsString {
     std::ffi::OsString::from_vec(out)
 }
 
+/// The remote read path's settings from `[cache]`.
+pub fn remote_config(config: &Config) -> musicfs_fusefs::RemoteConfig {
+    let export = config.cache.export_size.0;
+    musicfs_fusefs::RemoteConfig {
+        cdc: config.cdc_params(),
+        readahead: config.cache.readahead.0.max(1 << 20),
+        export_dir: (export > 0).then(|| config.cache_dir.join("export")),
+        export_budget: export,
+        ..musicfs_fusefs::RemoteConfig::default()
+    }
+}
+
 /// Scan options from the config.
 pub fn scan_options(config: &Config) -> ScanOptions {
     ScanOptions {
@@ -182,31 +194,29 @@ pub fn scan_options(config: &Config) -> ScanOptions {
     }
 }
 
-/// Makes `LocalOrigin`s of the origins to scan and catalog rows for them.
-/// Served: the config's `[[origins]]` plus `source` (replacing a config
-/// origin of the same name); when that is empty, the local origins the
-/// catalog already knows. Does not count the catalog's files unless it has
-/// to (that is what keeps mount time flat).
+/// Makes the origins to scan (local, SFTP, S3, WebDAV, each wrapped in a
+/// [`ManagedOrigin`]) and catalog rows for them. Served: the config's
+/// `[[origins]]` plus `source` (replacing a config origin of the same
+/// name); when that is empty, the local origins the catalog already knows.
+/// Nothing is contacted here (a remote origin that is down must not stop
+/// a mount), and the catalog's files are not counted (that is what keeps
+/// mount time flat).
 pub fn build_origins(
     catalog: &Catalog,
     config: &Config,
     source: Option<(&str, &Path)>,
 ) -> Result<Vec<Arc<ScanTarget>>> {
-    let mut wanted: Vec<(String, PathBuf)> = config
-        .origins
-        .iter()
-        .map(|o| (o.name.clone(), o.path.clone()))
-        .collect();
+    let mut wanted: Vec<OriginConfig> = config.origins.clone();
     if let Some((name, path)) = source {
-        wanted.retain(|(n, _)| n != name);
-        wanted.push((name.to_string(), path.to_path_buf()));
+        wanted.retain(|o| o.name != name);
+        wanted.push(OriginConfig::local(name, path));
     }
     if wanted.is_empty() {
         wanted = catalog
             .origins()?
             .into_iter()
             .filter(|o| o.kind == "local")
-            .map(|o| (o.name, PathBuf::from(o.location)))
+            .map(|o| OriginConfig::local(&o.name, Path::new(&o.location)))
             .collect();
     }
     if wanted.is_empty() {
@@ -215,18 +225,22 @@ pub fn build_origins(
         ));
     }
     let debounce = Duration::from_millis(config.scan.debounce_ms);
+    let env = |k: &str| std::env::var(k).ok();
+    let home = dirs::home_dir();
     let mut targets = Vec::new();
-    for (name, path) in &wanted {
-        let origin = LocalOrigin::new(name.clone(), path)?.with_debounce(debounce);
-        let id = catalog.ensure_origin(name, origin.kind().as_str(), &origin.location())?;
-        targets.push(Arc::new(ScanTarget::new(id, Arc::new(origin))));
+    for (position, o) in wanted.iter().enumerate() {
+        let origin = o.build(position, debounce, &env, home.as_deref())?;
+        let id = catalog.ensure_origin(&o.name, origin.kind().as_str(), &origin.location())?;
+        catalog.set_origin_priority(id, origin.priority())?;
+        targets.push(Arc::new(ScanTarget::new(id, origin)));
     }
     Ok(targets)
 }
 
 /// Catalogued local origins that are not served (not scanned, not
 /// watched) but whose files are still in the tree: registered for reading
-/// so those files stay readable.
+/// so those files stay readable. (Remote origins removed from the config
+/// have no credentials any more; their files read as EIO until removed.)
 pub fn unserved_origins(
     catalog: &Catalog,
     served: &[Arc<ScanTarget>],
@@ -278,14 +292,21 @@ fn run_inner(config: &Config, req: &MountRequest, ready: &mut Option<Ready>) -> 
         gid: nix::unistd::getegid().as_raw(),
         allow_other: config.fuse.allow_other,
         fsname: "musicfs".into(),
+        remote: remote_config(config),
     };
     let table = origin_table(scanner.targets());
-    let mounted = musicfs_fusefs::mount(
+    // The cache opens beside the mount, in the background (below): a new
+    // image is formatted first, and a ublk device takes a moment to come
+    // up. The mount never waits for it; remote reads go straight to their
+    // origin until it is open.
+    let cache = Arc::new(CacheSlot::default());
+    let mounted = musicfs_fusefs::mount_with_cache(
         catalog.clone(),
         table.clone(),
         fs_config,
         stats.clone(),
         &mountpoint,
+        cache.clone(),
     )
     .map_err(|e| Error::Daemon(format!("cannot mount at {}: {e}", mountpoint.display())))?;
     let mounted = Arc::new(mounted);
@@ -314,10 +335,6 @@ fn run_inner(config: &Config, req: &MountRequest, ready: &mut Option<Ready>) -> 
         }
     };
     let (stop_tx, stop_rx) = mpsc::unbounded_channel();
-    // The cache opens beside the mount, in the background: a new image is
-    // formatted first, and a ublk device takes a moment to come up. The
-    // mount never waits for it and works without it.
-    let cache = Arc::new(CacheSlot::default());
     let cache_opener = {
         let cache = cache.clone();
         let config = config.clone();
@@ -439,6 +456,13 @@ async fn serve_until_stop(
     if cause == StopCause::Signal && !service::drain(&state.stats, service::DEFAULT_DRAIN).await {
         tracing::warn!("files still open after the drain timeout; unmounting anyway");
     }
+    // After the drain (open files kept reading): remote calls still in
+    // flight, scans and polls, end now instead of at their deadlines.
+    for target in state.scanner.targets() {
+        if target.origin.kind().is_remote() {
+            target.origin.cancel();
+        }
+    }
     // Watchers first: their batches would only be cancelled anyway.
     guards.lock().unwrap_or_else(|e| e.into_inner()).clear();
     let _ = server_stop_tx.send(());
@@ -501,6 +525,9 @@ fn start_background(
                 let started = Instant::now();
                 for target in scanner.targets() {
                     start_watcher(&scanner, target, &guards);
+                    if target.origin.kind().is_remote() {
+                        start_health_checks(&scanner, target, &guards);
+                    }
                 }
                 tracing::info!("watchers up in {:?}", started.elapsed());
                 done.set();
@@ -557,6 +584,46 @@ fn start_background(
     if let Err(e) = spawned {
         tracing::error!("cannot start the scanner thread: {e}");
     }
+}
+
+/// Health checks of a remote origin; when it comes back after being down,
+/// a full (incremental) scan catches up with what changed meanwhile.
+fn start_health_checks(
+    scanner: &Arc<Scanner>,
+    target: &Arc<ScanTarget>,
+    guards: &Arc<Mutex<Vec<Box<dyn WatchGuard>>>>,
+) {
+    let weak_scanner = Arc::downgrade(scanner);
+    let weak_target = Arc::downgrade(target);
+    let was_down = std::sync::atomic::AtomicBool::new(false);
+    target.origin.on_health_change(Box::new(move |state| {
+        use musicfs_origins::HealthState;
+        match state {
+            HealthState::Down => was_down.store(true, Ordering::SeqCst),
+            HealthState::Up if was_down.swap(false, Ordering::SeqCst) => {
+                let (Some(scanner), Some(target)) = (weak_scanner.upgrade(), weak_target.upgrade())
+                else {
+                    return;
+                };
+                let spawned = std::thread::Builder::new()
+                    .name(format!("musicfs-catchup-{}", target.name()))
+                    .spawn(move || {
+                        tracing::info!(origin = target.name(), "origin is back: rescanning");
+                        if let Err(e) = scanner.full_scan(&target, &|_| {}) {
+                            if !scanner.cancelled() {
+                                tracing::warn!(origin = target.name(), "catch-up scan failed: {e}");
+                            }
+                        }
+                    });
+                if let Err(e) = spawned {
+                    tracing::warn!("cannot start a catch-up scan: {e}");
+                }
+            }
+            _ => {}
+        }
+    }));
+    let guard = target.origin.start_health_checks();
+    guards.lock().unwrap_or_else(|e| e.into_inner()).push(guard);
 }
 
 fn start_watcher(

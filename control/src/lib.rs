@@ -7,8 +7,10 @@
 //! - [`cli`]: the `musicfs` command line;
 //! - [`daemon`]: the mount daemon (`musicfs mount`);
 //! - [`detach`]: starting the daemon in the background;
+//! - [`origin_config`]: `[[origins]]` and building the origins they describe;
 //! - [`scanner`]: scan coordination shared by the daemon and `musicfs scan`;
-//! - [`service`]: the gRPC service; [`socket`]: the control socket.
+//! - [`service`]: the gRPC service; [`socket`]: the control socket;
+//! - [`verify`]: content hashes on demand (`musicfs verify`).
 
 pub mod cache;
 pub mod cli;
@@ -17,8 +19,10 @@ pub mod daemon;
 pub mod detach;
 mod error;
 mod memory;
+pub mod origin_config;
 pub mod scanner;
 pub mod service;
 pub mod socket;
+pub mod verify;
 
 pub use error::{Error, Result};

@@ -106,7 +106,8 @@ fn run(cli: Cli, config: Config) -> Result<()> {
             Ok(())
         }
         Command::Status(s) => client(status(&config, s.json)),
-        Command::Origins => client(origins(&config)),
+        Command::Origins(a) => client(origins(&config, a.json)),
+        Command::Verify(v) => client(verify(&config, v.origin.clone())),
         Command::Rescan(r) => client(rescan(&config, r.origin.clone())),
         Command::Shutdown(s) => client(shutdown(&config, s.timeout)),
         Command::Cache(c) => cache_cmd::run(c, &config),
@@ -348,18 +349,96 @@ async fn status(config: &Config, json: bool) -> Result<()> {
     Ok(())
 }
 
-async fn origins(config: &Config) -> Result<()> {
+async fn origins(config: &Config, json: bool) -> Result<()> {
     let mut c = socket::connect(&config.socket).await?;
     let list = unary(c.list_origins(pb::ListOriginsRequest {})).await?;
+    if json {
+        let all: Vec<serde_json::Value> = list
+            .origins
+            .iter()
+            .map(|o| {
+                let h = o.health.clone().unwrap_or_default();
+                serde_json::json!({
+                    "name": o.name, "kind": o.kind, "location": o.location,
+                    "files": o.files, "scan_errors": o.scan_errors, "last_scan": o.last_scan,
+                    "scanning": o.scanning, "priority": o.priority,
+                    "bytes_read": o.bytes_read, "requests": o.requests, "errors": o.errors,
+                    "scan_bytes": o.scan_bytes, "scan_files": o.scan_files,
+                    "poll_interval_s": o.poll_interval_s,
+                    "health": {
+                        "state": h.state, "since": h.since, "last_error": h.last_error,
+                        "consecutive_failures": h.consecutive_failures,
+                        "latency_ms": h.latency_ms, "last_check": h.last_check,
+                    },
+                })
+            })
+            .collect();
+        out!("{}", serde_json::Value::Array(all));
+        return Ok(());
+    }
     for o in list.origins {
+        let h = o.health.unwrap_or_default();
+        let per_track = o.scan_bytes.checked_div(o.scan_files).unwrap_or(0);
         out!(
-            "{}\t{}\t{}\t{}\t{}",
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
             o.name,
             o.kind,
             o.location,
             o.files,
-            o.scan_errors
+            o.scan_errors,
+            if h.state.is_empty() {
+                "unknown"
+            } else {
+                &h.state
+            },
+            o.priority,
+            o.bytes_read,
+            per_track,
+            h.last_error
         );
+    }
+    Ok(())
+}
+
+async fn verify(config: &Config, origin: Option<String>) -> Result<()> {
+    let mut c = socket::connect(&config.socket).await?;
+    let mut stream = c
+        .verify_origin(pb::VerifyOriginRequest {
+            name: origin.unwrap_or_default(),
+        })
+        .await
+        .map_err(musicfs_control::Error::from)?
+        .into_inner();
+    let mut bars: std::collections::HashMap<String, Progress> = Default::default();
+    let mut failed = 0;
+    while let Some(msg) = stream
+        .message()
+        .await
+        .map_err(musicfs_control::Error::from)?
+    {
+        let bar = bars
+            .entry(msg.origin.clone())
+            .or_insert_with(|| Progress::new(&format!("verifying {}", msg.origin)));
+        if !msg.finished {
+            bar.update(msg.total, msg.done, &msg.current);
+            continue;
+        }
+        bar.finish();
+        failed += msg.failed;
+        out!(
+            "verified {}: {} files hashed ({} bytes), {} changed and rescanned, {} unreadable",
+            msg.origin,
+            msg.hashed,
+            msg.bytes,
+            msg.changed,
+            msg.failed
+        );
+        for f in &msg.failures {
+            eprintln!("  {f}");
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} files could not be read");
     }
     Ok(())
 }

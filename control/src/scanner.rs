@@ -9,7 +9,7 @@ use musicfs_index::scan::{
     scan_origin, scan_paths, ReadSeek, ScanOptions, ScanProgress, ScanReport,
 };
 use musicfs_index::{Catalog, OriginId, Stamp, Template, TreeChanges};
-use musicfs_origins::{Change, LocalOrigin, Origin};
+use musicfs_origins::{Change, ManagedOrigin, Origin, RangeReader};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
@@ -24,7 +24,11 @@ pub type Invalidate = Box<dyn Fn(&TreeChanges) + Send + Sync>;
 /// An origin the daemon scans and watches.
 pub struct ScanTarget {
     pub id: OriginId,
-    pub origin: Arc<LocalOrigin>,
+    pub origin: Arc<ManagedOrigin>,
+    /// Bytes fetched from a remote origin by scans (tag reads), and files
+    /// read by them: `musicfs origins` shows bytes per track.
+    pub scan_bytes: Arc<AtomicU64>,
+    pub scan_files: AtomicU64,
     /// Held for the whole of a scan of this origin.
     busy: Mutex<()>,
     /// The running scan's progress, if any.
@@ -32,10 +36,12 @@ pub struct ScanTarget {
 }
 
 impl ScanTarget {
-    pub fn new(id: OriginId, origin: Arc<LocalOrigin>) -> ScanTarget {
+    pub fn new(id: OriginId, origin: Arc<ManagedOrigin>) -> ScanTarget {
         ScanTarget {
             id,
             origin,
+            scan_bytes: Arc::default(),
+            scan_files: AtomicU64::new(0),
             busy: Mutex::new(()),
             progress: Mutex::new(None),
         }
@@ -179,7 +185,8 @@ impl Scanner {
                 (e.rel_path, stamp)
             })
             .collect();
-        let open = open_fn(&target.origin);
+        let stop = Arc::new(AtomicBool::new(false));
+        let open = open_fn(target, &stop, &self.cancel);
         let record = |p: &ScanProgress| {
             *lock(&target.progress) = Some(p.clone());
             progress(p);
@@ -213,7 +220,7 @@ impl Scanner {
                 &open,
                 &self.opts,
                 &record,
-                &self.cancel,
+                &stop,
             );
             *lock(&finished.0) = true;
             finished.1.notify_all();
@@ -226,6 +233,13 @@ impl Scanner {
         }
         if !report.cancelled {
             self.catalog.mark_scanned(target.id)?;
+        } else if !target.origin.available() {
+            // What was read is saved; the rest waits for the origin.
+            let _ = self.sync_tree();
+            return Err(Error::Daemon(format!(
+                "origin {} went down during the scan; it resumes when the origin is back",
+                target.name()
+            )));
         }
         let tree = self.sync_tree()?;
         let errors_recorded = self
@@ -283,10 +297,13 @@ impl Scanner {
                         mtime_ns: e.mtime_ns,
                     },
                 )),
-                Err(_) => removed.push(path),
+                Err(e) if e.errno() == libc::ENOENT => removed.push(path),
+                // The origin failing is not the file being gone.
+                Err(e) => return Err(e.into()),
             }
         }
-        let open = open_fn(&target.origin);
+        let stop = Arc::new(AtomicBool::new(false));
+        let open = open_fn(target, &stop, &self.cancel);
         let report = scan_paths(
             &self.catalog,
             target.id,
@@ -294,6 +311,7 @@ impl Scanner {
             removed,
             &open,
             &self.opts,
+            &stop,
         )?;
         let tree = self.sync_tree()?;
         tracing::info!(
@@ -313,15 +331,70 @@ impl Scanner {
     }
 }
 
-/// How the scanner opens files of a local origin.
-fn open_fn(
-    origin: &Arc<LocalOrigin>,
-) -> impl Fn(&[u8]) -> std::io::Result<Box<dyn ReadSeek>> + Sync + '_ {
-    move |rel: &[u8]| {
-        origin
-            .open(rel)
-            .map(|f| Box::new(f) as Box<dyn ReadSeek>)
-            .map_err(|e| std::io::Error::other(e.to_string()))
+/// How the scanner opens a file: a local file as it is; a remote one
+/// through a [`RangeReader`], which fetches only what the tag reader asks
+/// for and counts it. `stop` is the scan's cancel flag: set on shutdown,
+/// and when a read fails because the origin went down, so the files that
+/// fail next are not recorded as scan errors (and dropped from the tree).
+fn open_fn<'a>(
+    target: &'a ScanTarget,
+    stop: &'a Arc<AtomicBool>,
+    shutdown: &'a AtomicBool,
+) -> impl Fn(&[u8], &Stamp) -> std::io::Result<Box<dyn ReadSeek>> + Sync + 'a {
+    move |rel: &[u8], stamp: &Stamp| {
+        if shutdown.load(Ordering::Relaxed) {
+            stop.store(true, Ordering::SeqCst);
+        }
+        let guard = |e: std::io::Error| {
+            if !target.origin.available() {
+                stop.store(true, Ordering::SeqCst);
+            }
+            e
+        };
+        if let Some(opened) = target.origin.open_local(rel) {
+            return opened
+                .map(|f| Box::new(f) as Box<dyn ReadSeek>)
+                .map_err(|e| guard(std::io::Error::other(e.to_string())));
+        }
+        target.scan_files.fetch_add(1, Ordering::Relaxed);
+        let origin: Arc<dyn Origin> = target.origin.clone();
+        let reader = RangeReader::new(origin, rel.to_vec(), stamp.size, target.scan_bytes.clone());
+        Ok(Box::new(Guarded {
+            inner: reader,
+            origin: target.origin.clone(),
+            stop: stop.clone(),
+        }))
+    }
+}
+
+/// A reader that raises the scan's stop flag when a read fails because its
+/// origin is down.
+struct Guarded<R> {
+    inner: R,
+    origin: Arc<ManagedOrigin>,
+    stop: Arc<AtomicBool>,
+}
+
+impl<R> Guarded<R> {
+    fn check<T>(&self, r: std::io::Result<T>) -> std::io::Result<T> {
+        if r.is_err() && !self.origin.available() {
+            self.stop.store(true, Ordering::SeqCst);
+        }
+        r
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for Guarded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let r = self.inner.read(buf);
+        self.check(r)
+    }
+}
+
+impl<R: std::io::Seek> std::io::Seek for Guarded<R> {
+    fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
+        let r = self.inner.seek(pos);
+        self.check(r)
     }
 }
 

@@ -145,6 +145,63 @@ pub fn verify_reply(r: &musicfs_blockcache::VerifyReport, device: &str) -> pb::V
     }
 }
 
+/// The origins a request names: one by name, or all for "".
+fn pick_targets(
+    scanner: &crate::scanner::Scanner,
+    name: &str,
+) -> std::result::Result<Vec<Arc<ScanTarget>>, Status> {
+    if name.is_empty() {
+        return Ok(scanner.targets().to_vec());
+    }
+    match scanner.target(name) {
+        Some(t) => Ok(vec![t.clone()]),
+        None => {
+            let known: Vec<&str> = scanner.targets().iter().map(|t| t.name()).collect();
+            Err(Status::not_found(format!(
+                "no origin named {name:?} is served (served: {})",
+                known.join(", ")
+            )))
+        }
+    }
+}
+
+fn unix_secs(t: std::time::SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn health_msg(t: &ScanTarget) -> pb::OriginHealth {
+    let h = t.origin.health();
+    pb::OriginHealth {
+        name: t.name().to_string(),
+        state: h.state.as_str().to_string(),
+        since: unix_secs(h.since),
+        last_error: h.last_error.unwrap_or_default(),
+        consecutive_failures: h.consecutive_failures,
+        latency_ms: h.last_latency.map_or(0, |d| d.as_millis() as u64),
+        last_check: h.last_check.map_or(0, unix_secs),
+    }
+}
+
+fn verify_msg(v: &crate::verify::VerifyState, finished: bool) -> pb::VerifyProgress {
+    pb::VerifyProgress {
+        origin: v.origin.clone(),
+        total: v.total,
+        done: v.done,
+        hashed: v.hashed,
+        changed: v.changed,
+        failed: v.failed,
+        bytes: v.bytes,
+        current: v.current.clone(),
+        finished,
+        failures: if finished {
+            v.failures.clone()
+        } else {
+            Vec::new()
+        },
+    }
+}
+
 fn progress_msg(origin: &str, p: &IndexProgress) -> pb::ScanProgress {
     pb::ScanProgress {
         origin: origin.to_string(),
@@ -275,6 +332,11 @@ impl Musicfs for ControlService {
             cache_state: cache.state.to_string(),
             cache_device: cache.device,
             cache_error: cache.error,
+            cache_hit_bytes: load(&s.stats.cache_hit_bytes),
+            origin_bytes: load(&s.stats.origin_bytes),
+            direct_reads: load(&s.stats.direct_reads),
+            failovers: load(&s.stats.failovers),
+            exports: load(&s.stats.exports),
         }))
     }
 
@@ -296,7 +358,19 @@ impl Musicfs for ControlService {
                     .target(&o.name)
                     .and_then(|t| t.progress())
                     .map(|p| progress_msg(&o.name, &p));
+                let target = self.state.scanner.target(&o.name);
+                let counters = target.map(|t| t.origin.counters()).unwrap_or_default();
                 pb::OriginInfo {
+                    health: target.map(|t| health_msg(t)),
+                    priority: o.priority,
+                    bytes_read: counters.bytes_read,
+                    requests: counters.requests,
+                    errors: counters.errors,
+                    scan_bytes: target.map_or(0, |t| t.scan_bytes.load(Ordering::Relaxed)),
+                    scan_files: target.map_or(0, |t| t.scan_files.load(Ordering::Relaxed)),
+                    poll_interval_s: target
+                        .and_then(|t| t.origin.settings().poll_interval)
+                        .map_or(0, |d| d.as_secs()),
                     name: o.name,
                     kind: o.kind,
                     location: o.location,
@@ -338,6 +412,46 @@ impl Musicfs for ControlService {
             for target in targets {
                 if !rescan_one(scanner.clone(), target, tx.clone()).await {
                     break;
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn get_origin_health(
+        &self,
+        request: Request<pb::GetOriginHealthRequest>,
+    ) -> std::result::Result<Response<pb::GetOriginHealthReply>, Status> {
+        let name = request.into_inner().name;
+        let targets = pick_targets(&self.state.scanner, &name)?;
+        Ok(Response::new(pb::GetOriginHealthReply {
+            origins: targets.iter().map(|t| health_msg(t)).collect(),
+        }))
+    }
+
+    type VerifyOriginStream = ReceiverStream<std::result::Result<pb::VerifyProgress, Status>>;
+
+    async fn verify_origin(
+        &self,
+        request: Request<pb::VerifyOriginRequest>,
+    ) -> std::result::Result<Response<Self::VerifyOriginStream>, Status> {
+        let name = request.into_inner().name;
+        let targets = pick_targets(&self.state.scanner, &name)?;
+        let (tx, rx) = mpsc::channel(64);
+        let state = self.state.clone();
+        tokio::task::spawn_blocking(move || {
+            for target in targets {
+                let send = |v: &crate::verify::VerifyState, finished: bool| {
+                    let _ = tx.blocking_send(Ok(verify_msg(v, finished)));
+                };
+                match crate::verify::verify_origin(&state.catalog, &state.scanner, &target, &|v| {
+                    send(v, false)
+                }) {
+                    Ok(v) => send(&v, true),
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(status_of(e)));
+                        return;
+                    }
                 }
             }
         });
