@@ -20,7 +20,10 @@
 //! cannot be named back to the server; `list()` skips them with a warning.
 //! Reads open files by name, so a symlink on the server's side of a path is
 //! followed there; `list()` and `stat()` never report symlinks, so the
-//! catalog never holds a path ending in one.
+//! catalog never holds a path ending in one. File handles are `String`s
+//! there too: OpenSSH's are 4-byte indices, valid UTF-8 while a session has
+//! fewer than 128 open at once, which holds since a call keeps at most one
+//! open and a session serves one call at a time.
 use crate::beneath::check_rel;
 use crate::remote::{self, CallSite, Cancel, RemoteOptions};
 use crate::{Entry, Error, Origin, OriginKind, Result, Secret};
