@@ -98,17 +98,18 @@ impl RemoteFiles {
         let chunks = state.recipe().regions[region].covering(pos, stop);
         let ids: Vec<ChunkId> = chunks.iter().map(|c| c.0).collect();
         let mut served = vec![false; chunks.len()];
+        // Returns the bytes copied.
         let mut copy = |i: usize, data: &[u8]| {
             let (_, at, len) = chunks[i];
             let (from, to) = (pos.max(at), stop.min(at + len as u64));
             dst[(from - pos) as usize..(to - pos) as usize]
                 .copy_from_slice(&data[(from - at) as usize..(to - at) as usize]);
+            to - from
         };
         let mut hit = 0u64;
         let read = store.read_verified(&ids, |i, data| {
-            copy(i, data);
+            hit += copy(i, data);
             served[i] = true;
-            hit += data.len() as u64;
         });
         if let Err(e) = read {
             // The bytes are still at the origin: serve from there.
