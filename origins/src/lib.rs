@@ -13,6 +13,7 @@
 //! reads for scanning without downloading whole files).
 
 mod beneath;
+mod dal;
 mod error;
 mod local;
 mod managed;
@@ -27,9 +28,7 @@ mod webdav;
 
 pub use error::{Error, Result};
 pub use local::{LocalOrigin, DEFAULT_DEBOUNCE};
-pub use managed::{
-    CountersSnapshot, HealthSnapshot, HealthState, ManagedOrigin, OriginSettings,
-};
+pub use managed::{CountersSnapshot, HealthSnapshot, HealthState, ManagedOrigin, OriginSettings};
 pub use poll::start_poller;
 pub use ranged::RangeReader;
 pub use remote::RemoteOptions;

@@ -5,8 +5,8 @@
 //! of PROPFIND answers are cut at the same server path. Credentials travel
 //! only as a basic-auth header built from [`WebDavConfig`]; a URL carrying
 //! `user:pass@` is refused, since URLs end up in logs and `config show`.
+use crate::dal::DalClient;
 use crate::remote::RemoteOptions;
-use crate::s3::DalClient;
 use crate::{Entry, Error, Origin, OriginKind, Result, Secret};
 use opendal::Operator;
 
