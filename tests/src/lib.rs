@@ -10,6 +10,7 @@ pub mod corpus;
 pub mod daemon;
 pub mod faultproxy;
 pub mod fsutil;
+pub mod remote;
 pub mod servers;
 pub mod tools;
 
