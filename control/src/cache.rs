@@ -280,6 +280,8 @@ impl OpenCache {
 #[derive(Default)]
 pub struct CacheSlot {
     state: Mutex<SlotState>,
+    /// Headers remote scans fetched (see `seeds.rs`).
+    seeds: std::sync::OnceLock<Arc<crate::seeds::Seeds>>,
 }
 
 #[derive(Default)]
@@ -317,9 +319,23 @@ impl musicfs_fusefs::StoreSource for CacheSlot {
             _ => None,
         }
     }
+    fn seed(
+        &self,
+        origin: musicfs_index::OriginId,
+        rel_path: &[u8],
+        stamp: musicfs_index::Stamp,
+    ) -> Option<Arc<Vec<u8>>> {
+        self.seeds.get()?.get(origin, rel_path, stamp)
+    }
 }
 
 impl CacheSlot {
+    /// Shares the scanner's [`Seeds`](crate::seeds::Seeds) with the remote
+    /// read path (once, before mounting).
+    pub fn set_seeds(&self, seeds: Arc<crate::seeds::Seeds>) {
+        let _ = self.seeds.set(seeds);
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, SlotState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }

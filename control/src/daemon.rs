@@ -300,6 +300,7 @@ fn run_inner(config: &Config, req: &MountRequest, ready: &mut Option<Ready>) -> 
     // up. The mount never waits for it; remote reads go straight to their
     // origin until it is open.
     let cache = Arc::new(CacheSlot::default());
+    cache.set_seeds(scanner.seeds().clone());
     let mounted = musicfs_fusefs::mount_with_cache(
         catalog.clone(),
         table.clone(),

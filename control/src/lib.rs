@@ -9,6 +9,7 @@
 //! - [`detach`]: starting the daemon in the background;
 //! - [`origin_config`]: `[[origins]]` and building the origins they describe;
 //! - [`scanner`]: scan coordination shared by the daemon and `musicfs scan`;
+//! - [`seeds`]: headers a remote scan fetched, kept for the first read;
 //! - [`service`]: the gRPC service; [`socket`]: the control socket;
 //! - [`verify`]: content hashes on demand (`musicfs verify`).
 
@@ -21,6 +22,7 @@ mod error;
 mod memory;
 pub mod origin_config;
 pub mod scanner;
+pub mod seeds;
 pub mod service;
 pub mod socket;
 pub mod verify;

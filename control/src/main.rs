@@ -284,6 +284,11 @@ async fn status(config: &Config, json: bool) -> Result<()> {
             "cache_state": s.cache_state,
             "cache_device": s.cache_device,
             "cache_error": s.cache_error,
+            "cache_hit_bytes": s.cache_hit_bytes,
+            "origin_bytes": s.origin_bytes,
+            "direct_reads": s.direct_reads,
+            "failovers": s.failovers,
+            "exports": s.exports,
         });
         out!("{v}");
         return Ok(());
@@ -338,6 +343,16 @@ async fn status(config: &Config, json: bool) -> Result<()> {
     match s.cache_state.as_str() {
         "failed" => out!("cache:        unavailable: {}", s.cache_error),
         state => out!("cache:        {state}: {}", s.cache_device),
+    }
+    if s.cache_hit_bytes + s.origin_bytes + s.direct_reads > 0 {
+        out!(
+            "remote reads: {} bytes from the cache, {} fetched, {} uncached reads, {} failovers, {} files exported",
+            s.cache_hit_bytes,
+            s.origin_bytes,
+            s.direct_reads,
+            s.failovers,
+            s.exports
+        );
     }
     out!("scan errors:  {}", s.scan_errors);
     for e in &s.errors {

@@ -76,6 +76,8 @@ pub struct Scanner {
     running: AtomicU64,
     /// Set at shutdown: running scans stop between files.
     cancel: AtomicBool,
+    /// Where remote scans leave the headers they fetched.
+    seeds: Arc<crate::seeds::Seeds>,
 }
 
 /// Poisoning only means another scan thread panicked; the data (progress,
@@ -110,7 +112,13 @@ impl Scanner {
             scans_completed: AtomicU64::new(0),
             running: AtomicU64::new(0),
             cancel: AtomicBool::new(false),
+            seeds: Arc::default(),
         }
+    }
+
+    /// Headers remote scans fetched, for the remote read path.
+    pub fn seeds(&self) -> &Arc<crate::seeds::Seeds> {
+        &self.seeds
     }
 
     /// Installs the mount's invalidation hook (once, after mounting).
@@ -186,7 +194,7 @@ impl Scanner {
             })
             .collect();
         let stop = Arc::new(AtomicBool::new(false));
-        let open = open_fn(target, &stop, &self.cancel);
+        let open = open_fn(target, &stop, &self.cancel, &self.seeds);
         let record = |p: &ScanProgress| {
             *lock(&target.progress) = Some(p.clone());
             progress(p);
@@ -303,7 +311,7 @@ impl Scanner {
             }
         }
         let stop = Arc::new(AtomicBool::new(false));
-        let open = open_fn(target, &stop, &self.cancel);
+        let open = open_fn(target, &stop, &self.cancel, &self.seeds);
         let report = scan_paths(
             &self.catalog,
             target.id,
@@ -340,6 +348,7 @@ fn open_fn<'a>(
     target: &'a ScanTarget,
     stop: &'a Arc<AtomicBool>,
     shutdown: &'a AtomicBool,
+    seeds: &'a Arc<crate::seeds::Seeds>,
 ) -> impl Fn(&[u8], &Stamp) -> std::io::Result<Box<dyn ReadSeek>> + Sync + 'a {
     move |rel: &[u8], stamp: &Stamp| {
         if shutdown.load(Ordering::Relaxed) {
@@ -363,19 +372,57 @@ fn open_fn<'a>(
             inner: reader,
             origin: target.origin.clone(),
             stop: stop.clone(),
+            seed: Some(SeedTo {
+                seeds: seeds.clone(),
+                origin: target.id,
+                stamp: *stamp,
+            }),
         }))
     }
 }
 
 /// A reader that raises the scan's stop flag when a read fails because its
 /// origin is down.
-struct Guarded<R> {
+struct Guarded<R: Seedable> {
     inner: R,
     origin: Arc<ManagedOrigin>,
     stop: Arc<AtomicBool>,
+    /// Where to leave the header it fetched when it is done.
+    seed: Option<SeedTo>,
 }
 
-impl<R> Guarded<R> {
+struct SeedTo {
+    seeds: Arc<crate::seeds::Seeds>,
+    origin: OriginId,
+    stamp: Stamp,
+}
+
+/// A reader that can hand over the file's first bytes it holds.
+trait Seedable {
+    fn rel_path(&self) -> &[u8];
+    fn held_prefix(&self, max: u64) -> Vec<u8>;
+}
+
+impl Seedable for RangeReader {
+    fn rel_path(&self) -> &[u8] {
+        RangeReader::rel_path(self)
+    }
+    fn held_prefix(&self, max: u64) -> Vec<u8> {
+        RangeReader::held_prefix(self, max)
+    }
+}
+
+impl<R: Seedable> Drop for Guarded<R> {
+    fn drop(&mut self) {
+        if let Some(to) = self.seed.take() {
+            let head = self.inner.held_prefix(crate::seeds::MAX_SEED);
+            to.seeds
+                .put(to.origin, self.inner.rel_path(), to.stamp, head);
+        }
+    }
+}
+
+impl<R: Seedable> Guarded<R> {
     fn check<T>(&self, r: std::io::Result<T>) -> std::io::Result<T> {
         if r.is_err() && !self.origin.available() {
             self.stop.store(true, Ordering::SeqCst);
@@ -384,14 +431,14 @@ impl<R> Guarded<R> {
     }
 }
 
-impl<R: std::io::Read> std::io::Read for Guarded<R> {
+impl<R: std::io::Read + Seedable> std::io::Read for Guarded<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let r = self.inner.read(buf);
         self.check(r)
     }
 }
 
-impl<R: std::io::Seek> std::io::Seek for Guarded<R> {
+impl<R: std::io::Seek + Seedable> std::io::Seek for Guarded<R> {
     fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
         let r = self.inner.seek(pos);
         self.check(r)

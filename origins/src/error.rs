@@ -42,6 +42,11 @@ pub enum Error {
         path: String,
         after: std::time::Duration,
     },
+    /// The origin as a whole refused us (authentication, an unknown or
+    /// changed host key): not retried, and the origin counts as down until
+    /// a health check gets in.
+    #[error("origin {origin}: {message}")]
+    Refused { origin: String, message: String },
     /// The origin is marked down by its health checks; the call was not tried.
     #[error("origin {origin} is unavailable: {reason}")]
     Unavailable { origin: String, reason: String },
@@ -73,6 +78,7 @@ impl Error {
                 libc::EIO
             }
             Error::Config { .. } => libc::EIO,
+            Error::Refused { .. } => libc::EACCES,
         }
     }
 
@@ -100,7 +106,7 @@ impl Error {
     pub fn is_origin_failure(&self) -> bool {
         match self {
             Error::Remote { errno, .. } => *errno == libc::EIO,
-            Error::Timeout { .. } | Error::Unavailable { .. } => true,
+            Error::Timeout { .. } | Error::Unavailable { .. } | Error::Refused { .. } => true,
             Error::Io { .. } => self.is_transient(),
             _ => false,
         }

@@ -65,6 +65,11 @@ impl RangeReader {
         }
     }
 
+    /// The path it reads.
+    pub fn rel_path(&self) -> &[u8] {
+        &self.rel_path
+    }
+
     /// The file's size, as given.
     pub fn size(&self) -> u64 {
         self.size
@@ -85,6 +90,20 @@ impl RangeReader {
             out.extend_from_slice(&data[..take]);
         }
         (out.len() as u64 == len).then_some(out)
+    }
+
+    /// The longest prefix `[0, n)` held in memory (empty if the start of
+    /// the file is not held), at most `max` bytes.
+    pub fn held_prefix(&self, max: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (&start, data) in self.held.range(..max) {
+            if start != out.len() as u64 {
+                break;
+            }
+            let take = (max - start).min(data.len() as u64) as usize;
+            out.extend_from_slice(&data[..take]);
+        }
+        out
     }
 
     /// The held piece containing `pos`, as (its start, its bytes).
@@ -208,6 +227,25 @@ impl Seek for RangeReader {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn held_prefix_stops_at_the_first_gap() {
+        let origin = Memory::new(1 << 20);
+        let (mut r, _) = reader(&origin);
+        assert!(r.held_prefix(1 << 20).is_empty());
+        let mut buf = [0u8; 100];
+        r.read_exact(&mut buf).unwrap();
+        let head = r.held_prefix(1 << 20);
+        assert_eq!(head.len() as u64, FIRST_BLOCK);
+        r.seek(SeekFrom::End(-10)).unwrap();
+        r.read_exact(&mut buf[..10]).unwrap();
+        assert_eq!(
+            r.held_prefix(1 << 20).len() as u64,
+            FIRST_BLOCK,
+            "the tail is not contiguous"
+        );
+        assert_eq!(r.held_prefix(10).len(), 10);
+    }
+
     use super::*;
     use crate::{Entry, OriginKind, Result};
     use std::sync::Mutex;

@@ -23,11 +23,22 @@ pub(crate) struct Candidate {
 pub(crate) struct Candidates {
     list: Vec<Candidate>,
     stats: Arc<FsStats>,
+    /// The file's first bytes as its scan fetched them (same stamp).
+    seed: Option<Arc<Vec<u8>>>,
 }
 
 impl Candidates {
     pub(crate) fn new(list: Vec<Candidate>, stats: Arc<FsStats>) -> Candidates {
-        Candidates { list, stats }
+        Candidates {
+            list,
+            stats,
+            seed: None,
+        }
+    }
+
+    pub(crate) fn with_seed(mut self, seed: Option<Arc<Vec<u8>>>) -> Candidates {
+        self.seed = seed.filter(|s| !s.is_empty());
+        self
     }
 
     /// The candidates in the order to try them now.
@@ -40,6 +51,25 @@ impl Candidates {
     /// Exactly `len` bytes at `offset`, from the first candidate that
     /// delivers them all. Counts the bytes as fetched from an origin.
     pub(crate) fn fetch(&self, offset: u64, len: usize) -> Result<Vec<u8>, OriginError> {
+        let held = match &self.seed {
+            Some(seed) if offset < seed.len() as u64 => {
+                let start = offset as usize;
+                &seed[start..seed.len().min(start + len)]
+            }
+            _ => &[][..],
+        };
+        if held.is_empty() {
+            return self.fetch_from_origins(offset, len);
+        }
+        let mut out = held.to_vec();
+        if out.len() < len {
+            let rest = self.fetch_from_origins(offset + out.len() as u64, len - out.len())?;
+            out.extend_from_slice(&rest);
+        }
+        Ok(out)
+    }
+
+    fn fetch_from_origins(&self, offset: u64, len: usize) -> Result<Vec<u8>, OriginError> {
         let mut buf = vec![0u8; len];
         let mut last = None;
         for (tried, c) in self.ordered().into_iter().enumerate() {

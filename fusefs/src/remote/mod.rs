@@ -35,7 +35,7 @@ use crate::{FsStats, OriginTable};
 use export::Exports;
 use fetch::{Candidate, Candidates};
 use musicfs_blockcache::{CdcParams, ChunkId, ChunkStore};
-use musicfs_index::{FileId, FileRecord};
+use musicfs_index::{FileId, FileRecord, OriginId, Stamp};
 use recipe::FileRecipe;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -87,6 +87,14 @@ impl RemoteConfig {
 pub trait StoreSource: Send + Sync {
     /// `None` while the cache is not open or is disabled.
     fn store(&self) -> Option<Arc<ChunkStore>>;
+    /// The first bytes of a remote file as a scan just fetched them (its
+    /// header, read for the tags), if they are still held and `stamp` is
+    /// the version they came from: the first window of the file is taken
+    /// from them instead of fetched again. That is what keeps a resync
+    /// after a tag edit to the new header plus a few KiB.
+    fn seed(&self, _origin: OriginId, _rel_path: &[u8], _stamp: Stamp) -> Option<Arc<Vec<u8>>> {
+        None
+    }
 }
 
 /// The remote read path's shared state: one per mount.
@@ -227,7 +235,11 @@ impl RemoteFiles {
                 });
             }
         }
-        Ok(Candidates::new(list, self.stats.clone()))
+        let seed = self
+            .cache
+            .as_ref()
+            .and_then(|c| c.seed(record.origin_id, &record.rel_path, record.stamp));
+        Ok(Candidates::new(list, self.stats.clone()).with_seed(seed))
     }
 
     /// The state of `record`'s file, created (recipe loaded and brought up

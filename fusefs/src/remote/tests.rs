@@ -11,10 +11,19 @@ use std::time::{Duration, Instant};
 
 const MIB: usize = 1 << 20;
 
-struct Fixed(Option<Arc<ChunkStore>>);
+struct Fixed(
+    Option<Arc<ChunkStore>>,
+    Mutex<Option<(Stamp, Arc<Vec<u8>>)>>,
+);
 impl StoreSource for Fixed {
     fn store(&self) -> Option<Arc<ChunkStore>> {
         self.0.clone()
+    }
+    fn seed(&self, _origin: OriginId, _rel: &[u8], stamp: Stamp) -> Option<Arc<Vec<u8>>> {
+        let held = self.1.lock().unwrap();
+        held.as_ref()
+            .filter(|(s, _)| *s == stamp)
+            .map(|(_, b)| b.clone())
     }
 }
 
@@ -39,6 +48,7 @@ fn new_store(dir: &tempfile::TempDir, size: u64) -> Arc<ChunkStore> {
 struct Rig {
     /// Holds the cache image.
     _dir: tempfile::TempDir,
+    source: Arc<Fixed>,
     tree: Arc<MemTree>,
     origin: Arc<MemOrigin>,
     origins: OriginTable,
@@ -73,16 +83,18 @@ impl Rig {
         let origins: OriginTable = Arc::new(RwLock::new(HashMap::from([(1, dyn_origin)])));
         let stats = Arc::new(FsStats::default());
         let store = with_store.then(|| new_store(&dir, 256 << 20));
+        let source = Arc::new(Fixed(store.clone(), Mutex::new(None)));
         let files = Arc::new(RemoteFiles::new(
             tree.clone(),
             origins.clone(),
             config,
             stats.clone(),
-            Some(Arc::new(Fixed(store.clone()))),
+            Some(source.clone()),
         ));
         let file_id = tree.node(ino).unwrap().unwrap().file_id.unwrap();
         Rig {
             _dir: dir,
+            source,
             tree,
             origin,
             origins,
@@ -323,13 +335,36 @@ fn a_tag_edit_reuses_the_cached_body() {
     assert!(saved.is_complete());
     assert_eq!(saved.regions[BODY].start, 10_000);
 
+    // With the header as the rescan fetched it (the daemon's seed), only
+    // the two 4 KiB body probes cross the wire.
+    let newer_header = bytes(12_000, 11);
+    let newer = [newer_header.clone(), body.clone()].concat();
+    rig.origin.put(b"a.flac", newer.clone());
+    let stamp = Stamp {
+        size: newer.len() as u64,
+        mtime_ns: 5,
+    };
+    rig.tree.update_file(rig.file_id, |r| {
+        r.stamp = stamp;
+        r.audio_offset = 12_000;
+    });
+    *rig.source.1.lock().unwrap() = Some((stamp, Arc::new(newer[..16_384].to_vec())));
+    let before = rig.origin.served();
+    assert!(rig.read_all(MIB) == newer);
+    let fetched = rig.origin.served() - before;
+    assert!(
+        fetched <= 8 << 10,
+        "fetched {fetched} bytes with the header seeded"
+    );
+    *rig.source.1.lock().unwrap() = None;
+
     // A changed body is not kept: the recipe starts over.
-    let mut other = new.clone();
-    other[10_000 + 100] ^= 1;
+    let mut other = newer.clone();
+    other[12_000 + 100] ^= 1;
     rig.origin.put(b"a.flac", other);
-    rig.tree.update_file(rig.file_id, |r| r.stamp.mtime_ns = 3);
+    rig.tree.update_file(rig.file_id, |r| r.stamp.mtime_ns = 6);
     let h = rig.open();
-    assert_eq!(h.state.recipe().regions[BODY].frontier(), 10_000);
+    assert_eq!(h.state.recipe().regions[BODY].frontier(), 12_000);
     drop(h);
     rig.quiesce();
 }

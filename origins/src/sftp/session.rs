@@ -30,7 +30,10 @@ pub(super) struct Conn {
 impl Site {
     fn ssh(&self, what: &str, e: ConnectError) -> Error {
         match e {
-            ConnectError::HostKey(message) => self.err(message, false, libc::EACCES),
+            ConnectError::HostKey(message) => Error::Refused {
+                origin: self.origin.clone(),
+                message,
+            },
             ConnectError::Ssh(e) => {
                 let transient = ssh_error_is_transient(&e);
                 self.err(format!("{what}: {e}"), transient, libc::EIO)
@@ -215,14 +218,13 @@ async fn connect(inner: &Inner, site: &Site) -> Result<Conn> {
             Login::Key(_) => "key",
             Login::Password(_) => "password",
         };
-        return Err(site.err(
-            format!(
+        return Err(Error::Refused {
+            origin: site.origin.clone(),
+            message: format!(
                 "authentication as {} on {addr} refused ({method})",
                 cfg.user
             ),
-            false,
-            libc::EACCES,
-        ));
+        });
     }
 
     let channel = ssh

@@ -129,7 +129,14 @@ fn federation_fails_over_mid_read() {
         got == std::fs::read(&source).unwrap(),
         "the bytes read across the failover differ from the source"
     );
-    assert!(failovers > 0, "status counts no failover: {after}");
+    // Either a fetch failed on nas and was retried on bucket (a counted
+    // failover), or nas's health check marked it down first and the next
+    // fetches went to bucket directly: both finish the read from the replica.
+    let nas_state = origin(&env, "nas")["health"]["state"].clone();
+    assert!(
+        failovers > 0 || nas_state == "down",
+        "neither a failover nor nas marked down: {after}"
+    );
     assert!(
         bucket_gave > 0,
         "the rest must have come from bucket (priority 1)"
