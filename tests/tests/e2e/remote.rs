@@ -179,10 +179,9 @@ fn one_library_from_four_origins() {
         "remote: four origins: reread {read} bytes ({remote_bytes} remote): \
          origin_bytes +{origin_delta}, cache_hit_bytes +{hit_delta}"
     ));
-    assert!(
-        counter(&before, "origin_bytes") > 0,
-        "the first read fetched nothing from the origins? {before}"
-    );
+    // (The first read may fetch nothing: these files are small enough
+    // that the scan already fetched them whole, and the read path takes
+    // a file's first bytes from the scan's seed.)
     assert_eq!(
         origin_delta, 0,
         "the second read must not fetch from the origins"
