@@ -324,7 +324,7 @@ impl musicfs_fusefs::StoreSource for CacheSlot {
         origin: musicfs_index::OriginId,
         rel_path: &[u8],
         stamp: musicfs_index::Stamp,
-    ) -> Option<Arc<Vec<u8>>> {
+    ) -> Option<Arc<musicfs_fusefs::Seed>> {
         self.seeds.get()?.get(origin, rel_path, stamp)
     }
 }

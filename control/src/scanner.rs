@@ -397,27 +397,32 @@ struct SeedTo {
     stamp: Stamp,
 }
 
-/// A reader that can hand over the file's first bytes it holds.
+/// A reader that can hand over the file's first and last bytes it holds.
 trait Seedable {
     fn rel_path(&self) -> &[u8];
-    fn held_prefix(&self, max: u64) -> Vec<u8>;
+    fn seed(&self) -> musicfs_fusefs::Seed;
 }
 
 impl Seedable for RangeReader {
     fn rel_path(&self) -> &[u8] {
         RangeReader::rel_path(self)
     }
-    fn held_prefix(&self, max: u64) -> Vec<u8> {
-        RangeReader::held_prefix(self, max)
+    fn seed(&self) -> musicfs_fusefs::Seed {
+        let (tail_offset, tail) = self.held_suffix(crate::seeds::MAX_SEED);
+        musicfs_fusefs::Seed {
+            head: self.held_prefix(crate::seeds::MAX_SEED),
+            tail_offset,
+            tail,
+        }
     }
 }
 
 impl<R: Seedable> Drop for Guarded<R> {
     fn drop(&mut self) {
         if let Some(to) = self.seed.take() {
-            let head = self.inner.held_prefix(crate::seeds::MAX_SEED);
+            let seed = self.inner.seed();
             to.seeds
-                .put(to.origin, self.inner.rel_path(), to.stamp, head);
+                .put(to.origin, self.inner.rel_path(), to.stamp, seed);
         }
     }
 }

@@ -8,6 +8,7 @@
 //! new ones), the remote read path asks for them through
 //! [`musicfs_fusefs::StoreSource::seed`]. Only the version (size and
 //! mtime) they were fetched at is served. Bounded: oldest dropped first.
+use musicfs_fusefs::Seed;
 use musicfs_index::{OriginId, Stamp};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -27,7 +28,7 @@ pub struct Seeds {
 
 #[derive(Default)]
 struct Inner {
-    map: HashMap<Key, (Stamp, Arc<Vec<u8>>)>,
+    map: HashMap<Key, (Stamp, Arc<Seed>)>,
     order: VecDeque<Key>,
     bytes: usize,
 }
@@ -37,15 +38,15 @@ impl Seeds {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Keeps `bytes`, the first bytes of `rel_path` at version `stamp`.
-    pub fn put(&self, origin: OriginId, rel_path: &[u8], stamp: Stamp, bytes: Vec<u8>) {
-        if bytes.is_empty() || bytes.len() > MAX_BYTES {
+    /// Keeps `seed`, bytes of `rel_path` at version `stamp`.
+    pub fn put(&self, origin: OriginId, rel_path: &[u8], stamp: Stamp, seed: Seed) {
+        if seed.is_empty() || seed.len() > MAX_BYTES {
             return;
         }
         let mut inner = self.lock();
         let key = (origin, rel_path.to_vec());
-        let len = bytes.len();
-        if let Some((_, old)) = inner.map.insert(key.clone(), (stamp, Arc::new(bytes))) {
+        let len = seed.len();
+        if let Some((_, old)) = inner.map.insert(key.clone(), (stamp, Arc::new(seed))) {
             inner.bytes -= old.len();
             inner.order.retain(|k| *k != key);
         }
@@ -62,7 +63,7 @@ impl Seeds {
     }
 
     /// The bytes kept for `rel_path` if they are of version `stamp`.
-    pub fn get(&self, origin: OriginId, rel_path: &[u8], stamp: Stamp) -> Option<Arc<Vec<u8>>> {
+    pub fn get(&self, origin: OriginId, rel_path: &[u8], stamp: Stamp) -> Option<Arc<Seed>> {
         let inner = self.lock();
         let (held, bytes) = inner.map.get(&(origin, rel_path.to_vec()))?;
         (*held == stamp).then(|| bytes.clone())
@@ -77,6 +78,13 @@ impl Seeds {
 mod tests {
     use super::*;
 
+    fn head(n: usize, b: u8) -> Seed {
+        Seed {
+            head: vec![b; n],
+            ..Seed::default()
+        }
+    }
+
     fn st(m: i64) -> Stamp {
         Stamp {
             size: 100,
@@ -87,15 +95,15 @@ mod tests {
     #[test]
     fn serves_only_the_version_it_holds_and_stays_bounded() {
         let s = Seeds::default();
-        s.put(1, b"a", st(1), vec![1; 10]);
+        s.put(1, b"a", st(1), head(10, 1));
         assert_eq!(s.get(1, b"a", st(1)).unwrap().len(), 10);
         assert!(s.get(1, b"a", st(2)).is_none());
         assert!(s.get(2, b"a", st(1)).is_none());
-        s.put(1, b"a", st(2), vec![2; 20]);
+        s.put(1, b"a", st(2), head(20, 2));
         assert!(s.get(1, b"a", st(1)).is_none());
         assert_eq!(s.held_bytes(), 20);
         for i in 0..20u8 {
-            s.put(1, &[i], st(1), vec![0; 1 << 20]);
+            s.put(1, &[i], st(1), head(1 << 20, 0));
         }
         assert!(s.held_bytes() <= MAX_BYTES);
         assert!(s.get(1, &[0], st(1)).is_none(), "the oldest went first");

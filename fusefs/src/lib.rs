@@ -24,7 +24,7 @@ pub mod tree;
 mod xattr;
 
 pub use error::{Error, Result};
-pub use remote::{RemoteConfig, StoreSource};
+pub use remote::{RemoteConfig, Seed, StoreSource};
 pub use session::Mounted;
 pub use tree::Tree;
 

@@ -6,6 +6,7 @@
 //! origin — and retried on the next one when it fails, even in the middle
 //! of a read: the bytes are the same. The origins bound their own calls, so
 //! nothing here waits without limit.
+use super::Seed;
 use crate::FsStats;
 use musicfs_origins::{Error as OriginError, Origin};
 use std::sync::atomic::Ordering::Relaxed;
@@ -23,8 +24,8 @@ pub(crate) struct Candidate {
 pub(crate) struct Candidates {
     list: Vec<Candidate>,
     stats: Arc<FsStats>,
-    /// The file's first bytes as its scan fetched them (same stamp).
-    seed: Option<Arc<Vec<u8>>>,
+    /// The file's first and last bytes as its scan fetched them (same stamp).
+    seed: Option<Arc<Seed>>,
 }
 
 impl Candidates {
@@ -36,7 +37,7 @@ impl Candidates {
         }
     }
 
-    pub(crate) fn with_seed(mut self, seed: Option<Arc<Vec<u8>>>) -> Candidates {
+    pub(crate) fn with_seed(mut self, seed: Option<Arc<Seed>>) -> Candidates {
         self.seed = seed.filter(|s| !s.is_empty());
         self
     }
@@ -51,10 +52,13 @@ impl Candidates {
     /// Exactly `len` bytes at `offset`, from the first candidate that
     /// delivers them all. Counts the bytes as fetched from an origin.
     pub(crate) fn fetch(&self, offset: u64, len: usize) -> Result<Vec<u8>, OriginError> {
+        if let Some(tail) = self.seed.as_ref().and_then(|s| s.tail_range(offset, len)) {
+            return Ok(tail.to_vec());
+        }
         let held = match &self.seed {
-            Some(seed) if offset < seed.len() as u64 => {
+            Some(seed) if offset < seed.head.len() as u64 => {
                 let start = offset as usize;
-                &seed[start..seed.len().min(start + len)]
+                &seed.head[start..seed.head.len().min(start + len)]
             }
             _ => &[][..],
         };

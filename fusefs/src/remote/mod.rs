@@ -92,8 +92,33 @@ pub trait StoreSource: Send + Sync {
     /// the version they came from: the first window of the file is taken
     /// from them instead of fetched again. That is what keeps a resync
     /// after a tag edit to the new header plus a few KiB.
-    fn seed(&self, _origin: OriginId, _rel_path: &[u8], _stamp: Stamp) -> Option<Arc<Vec<u8>>> {
+    fn seed(&self, _origin: OriginId, _rel_path: &[u8], _stamp: Stamp) -> Option<Arc<Seed>> {
         None
+    }
+}
+
+/// Bytes of a remote file a scan already fetched: its first bytes and its
+/// last ones (trailing tags, the quick hash's sample).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Seed {
+    /// Bytes `[0, head.len())`.
+    pub head: Vec<u8>,
+    /// Bytes `[tail_offset, tail_offset + tail.len())`.
+    pub tail_offset: u64,
+    pub tail: Vec<u8>,
+}
+
+impl Seed {
+    pub fn len(&self) -> usize {
+        self.head.len() + self.tail.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The bytes `[offset, offset + len)` if the tail holds all of them.
+    pub(crate) fn tail_range(&self, offset: u64, len: usize) -> Option<&[u8]> {
+        let from = offset.checked_sub(self.tail_offset)? as usize;
+        self.tail.get(from..from.checked_add(len)?)
     }
 }
 

@@ -306,15 +306,14 @@ fn delta_sync_refetches_only_the_changed_header() {
          ({:.3}% of the file; {by_scan} of them by the rescan)",
         fetched as f64 * 100.0 / new_size as f64
     ));
+    // The goal: under 64 KiB, although the new header alone is over 52 KiB
+    // (mutagen pads it): the rescan's header and tail are reused by the
+    // read, so only the body's first 4 KiB (the check that it is unchanged)
+    // crosses the wire twice.
     assert!(
-        fetched < 1 << 20,
-        "rereading a retagged track fetched {fetched} bytes: the cached audio was not reused"
+        fetched < 64 << 10,
+        "the resync of a retagged track fetched {fetched} bytes (goal < 64 KiB)"
     );
-    if fetched >= 64 << 10 {
-        note(&format!(
-            "remote: delta sync: NOTE {fetched} bytes is above the 64 KiB goal (under 1 MiB)"
-        ));
-    }
 }
 
 /// Where a FLAC file's audio frames start: after "fLaC" and the metadata
