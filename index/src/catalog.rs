@@ -550,20 +550,7 @@ impl Catalog {
                    AND (r.quick_hash = f.quick_hash
                         OR (r.content_hash IS NOT NULL AND r.content_hash = f.content_hash))",
             )?;
-            let rows = stmt.query_map([id], |r| {
-                Ok(FileRecord {
-                    id: r.get(0)?,
-                    origin_id: r.get(1)?,
-                    rel_path: r.get(2)?,
-                    stamp: Stamp {
-                        size: r.get::<_, i64>(3)?.max(0) as u64,
-                        mtime_ns: r.get(4)?,
-                    },
-                    format: r.get(5)?,
-                    audio_offset: r.get::<_, i64>(6)?.max(0) as u64,
-                    audio_length: r.get::<_, i64>(7)?.max(0) as u64,
-                })
-            })?;
+            let rows = stmt.query_map([id], file_record)?;
             rows.collect()
         })
     }
@@ -803,20 +790,7 @@ impl Catalog {
                 "SELECT id, origin_id, rel_path, size, mtime_ns, format, audio_offset, audio_length
                  FROM files WHERE id = ?1",
             )?
-            .query_row([id], |r| {
-                Ok(FileRecord {
-                    id: r.get(0)?,
-                    origin_id: r.get(1)?,
-                    rel_path: r.get(2)?,
-                    stamp: Stamp {
-                        size: r.get::<_, i64>(3)?.max(0) as u64,
-                        mtime_ns: r.get(4)?,
-                    },
-                    format: r.get(5)?,
-                    audio_offset: r.get::<_, i64>(6)?.max(0) as u64,
-                    audio_length: r.get::<_, i64>(7)?.max(0) as u64,
-                })
-            })
+            .query_row([id], file_record)
             .optional()
         })
     }
@@ -888,6 +862,23 @@ impl Catalog {
             rows.collect()
         })
     }
+}
+
+/// A `FileRecord` from a row of `id, origin_id, rel_path, size, mtime_ns,
+/// format, audio_offset, audio_length`.
+fn file_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<FileRecord> {
+    Ok(FileRecord {
+        id: r.get(0)?,
+        origin_id: r.get(1)?,
+        rel_path: r.get(2)?,
+        stamp: Stamp {
+            size: r.get::<_, i64>(3)?.max(0) as u64,
+            mtime_ns: r.get(4)?,
+        },
+        format: r.get(5)?,
+        audio_offset: r.get::<_, i64>(6)?.max(0) as u64,
+        audio_length: r.get::<_, i64>(7)?.max(0) as u64,
+    })
 }
 
 #[cfg(test)]

@@ -161,7 +161,7 @@ impl DalClient {
     /// name something outside the root.
     fn checked(&self, rel_path: &[u8], op: &'static str) -> Result<String> {
         check_rel_path(rel_path)
-            .map_err(|why| self.refused(op, &String::from_utf8_lossy(rel_path), why, libc::EINVAL))
+            .map_err(|why| self.refused(op, &String::from_utf8_lossy(rel_path), &why, libc::EINVAL))
     }
 
     fn refused(&self, op: &'static str, path: &str, message: &str, errno: i32) -> Error {
@@ -191,21 +191,11 @@ fn past_the_end(e: &opendal::Error) -> bool {
 
 /// A relative path that stays below the root: UTF-8 (object keys and
 /// URLs are), not empty, no leading `/`, no empty, `.` or `..` component.
-pub(crate) fn check_rel_path(rel_path: &[u8]) -> std::result::Result<String, &'static str> {
-    let path = std::str::from_utf8(rel_path).map_err(|_| "path is not UTF-8")?;
-    if path.is_empty() {
-        return Err("empty path");
-    }
-    if path
-        .split('/')
-        .any(|c| c.is_empty() || c == "." || c == "..")
-    {
-        return Err("path has an empty, `.` or `..` component");
-    }
-    if path.contains('\0') {
-        return Err("path has a NUL byte");
-    }
-    Ok(path.to_string())
+pub(crate) fn check_rel_path(rel_path: &[u8]) -> std::result::Result<String, String> {
+    crate::beneath::check_rel(rel_path).map_err(|e| e.to_string())?;
+    std::str::from_utf8(rel_path)
+        .map(str::to_string)
+        .map_err(|_| "path is not UTF-8".to_string())
 }
 
 fn entry_of(rel_path: &str, meta: &Metadata) -> Entry {
