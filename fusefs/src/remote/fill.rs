@@ -17,21 +17,22 @@ pub(crate) struct Window {
 }
 
 impl RemoteFiles {
-    /// Fetches the window from `region`'s frontier reaching at least
-    /// `want_end` (clipped to the region), stores its complete chunks,
-    /// extends and saves the recipe. The caller holds `state.fill`.
+    /// Fetches `window` bytes from `region`'s frontier, or up to `want_end`
+    /// if that is farther (clipped to the region), stores its complete
+    /// chunks, extends and saves the recipe. The caller holds `state.fill`.
     pub(crate) fn fill_window(
         self: &Arc<Self>,
         state: &Arc<FileState>,
         store: &Arc<ChunkStore>,
         region: usize,
         want_end: u64,
+        window: u64,
     ) -> Result<Window> {
         let (start, region_end) = {
             let r = &state.recipe().regions[region];
             (r.frontier(), r.end())
         };
-        let window_end = region_end.min(want_end.max(start + self.config.window()));
+        let window_end = region_end.min(want_end.max(start + window));
         let len = (window_end - start) as usize;
         let bytes = state
             .candidates

@@ -76,11 +76,27 @@ impl Default for RemoteConfig {
 }
 
 impl RemoteConfig {
-    /// Bytes fetched per window from a frontier (at least two maximal
-    /// chunks, so every window completes at least one chunk).
+    /// The largest window fetched from a frontier at once, reached by
+    /// sequential reading (at least two maximal chunks, so such a window
+    /// always completes one).
     fn window(&self) -> u64 {
         (self.fetch_size.max(1) * self.inflight.max(1) as u64).max(2 * self.cdc.max as u64)
     }
+    /// The window of a file's first read, or of a read that is not
+    /// sequential: two average chunks. A tag reader (a media server's scan)
+    /// reads a few KiB at the start and end of each file and goes; it must
+    /// not pull megabytes. Sequential reads double it up to [`window`].
+    fn first_window(&self) -> u64 {
+        (2 * self.cdc.avg as u64).min(self.window())
+    }
+}
+
+/// How a file is being read: where the last read ended and the window
+/// that pattern has earned (doubling while reads follow each other).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pattern {
+    pub last_end: u64,
+    pub window: u64,
 }
 
 /// Hands the filesystem the chunk store, once (and while) there is one.
@@ -153,6 +169,8 @@ pub(crate) struct FileState {
     exporting: AtomicBool,
     /// Open handles and their pins.
     open: Mutex<(usize, Option<Pins>)>,
+    /// The access pattern, for the window size and read-ahead.
+    pattern: Mutex<Pattern>,
 }
 
 impl FileState {
@@ -289,6 +307,10 @@ impl RemoteFiles {
             background: AtomicBool::new(false),
             exporting: AtomicBool::new(false),
             open: Mutex::new((0, None)),
+            pattern: Mutex::new(Pattern {
+                last_end: u64::MAX,
+                window: self.config.first_window(),
+            }),
         });
         let mut files = self.lock_files();
         // Someone may have raced us here: use theirs (one filler per file).

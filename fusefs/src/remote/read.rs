@@ -1,9 +1,17 @@
 //! Serving one FUSE read of a remote file.
 //!
 //! The range is walked in segments, each inside one region: below the
-//! region's frontier from the store; at or just past it by filling the
-//! next window; far past it (a seek) straight from the origin, uncached.
+//! region's frontier from the store; at or just past it (within the
+//! file's current window) by filling the next window; farther (a seek, a
+//! tag reader looking at the end) straight from the origin, uncached.
 //! Readers below the frontier never wait for the filler.
+//!
+//! The window follows the access pattern, like the kernel's read-ahead: a
+//! first or random read fills two average chunks (128 KiB by default), and
+//! each read that starts where the previous one ended doubles it, up to
+//! `fetch_size × inflight` (4 MiB). Only sequential reading starts windows
+//! in the background. So a media server reading tags costs a few hundred
+//! KiB per file, and playback streams in 4 MiB windows.
 use super::fill::Window;
 use super::{FileState, RemoteFiles};
 use crate::error::{Error, Result};
@@ -28,13 +36,33 @@ impl RemoteFiles {
             self.direct(state, offset, out)?;
             return Ok(out.len());
         };
+        let (window, sequential) = self.note_read(state, offset, end);
         let mut pos = offset;
         while pos < end {
             let dst = &mut out[(pos - offset) as usize..];
-            pos += self.segment(state, &store, pos, end, dst)?;
+            pos += self.segment(state, &store, pos, end, dst, window)?;
         }
-        self.read_ahead(state, &store, end);
+        if sequential {
+            self.read_ahead(state, &store, end, window);
+        }
         Ok(out.len())
+    }
+
+    /// Records a read of `[offset, end)`; returns the window it earns and
+    /// whether the file is being read sequentially.
+    fn note_read(&self, state: &FileState, offset: u64, end: u64) -> (u64, bool) {
+        let mut p = state.pattern.lock().unwrap_or_else(|e| e.into_inner());
+        // The kernel splits one read(2) into pieces and may send them a
+        // little out of order: "follows" allows for a gap of one window.
+        let follows = offset >= p.last_end.saturating_sub(p.window)
+            && offset <= p.last_end.saturating_add(p.window);
+        p.window = if follows {
+            (p.window * 2).min(self.config.window())
+        } else {
+            self.config.first_window()
+        };
+        p.last_end = end;
+        (p.window, follows)
     }
 
     /// Reads `out` at `offset` from the origin, uncached.
@@ -54,6 +82,7 @@ impl RemoteFiles {
         pos: u64,
         end: u64,
         dst: &mut [u8],
+        window: u64,
     ) -> Result<u64> {
         let (region, frontier, seg_end) = {
             let recipe = state.recipe();
@@ -66,13 +95,14 @@ impl RemoteFiles {
             self.serve_stored(state, store, region, pos, stop, dst)?;
             return Ok(stop - pos);
         }
-        if pos - frontier <= self.config.readahead {
+        if pos - frontier <= window {
             let _filler = state.fill.lock().unwrap_or_else(|e| e.into_inner());
             let frontier = state.recipe().regions[region].frontier();
-            if pos < frontier || pos - frontier > self.config.readahead {
+            if pos < frontier || pos - frontier > window {
                 return Ok(0);
             }
-            let Window { start, bytes } = self.fill_window(state, store, region, seg_end)?;
+            let Window { start, bytes } =
+                self.fill_window(state, store, region, seg_end, window)?;
             let stop = seg_end.min(start + bytes.len() as u64);
             let n = (stop - pos) as usize;
             let from = (pos - start) as usize;
@@ -149,9 +179,16 @@ impl RemoteFiles {
         Ok(())
     }
 
-    /// Starts the next window in the background when a read ended within
-    /// `readahead` of an incomplete region's frontier (one per file).
-    fn read_ahead(self: &Arc<Self>, state: &Arc<FileState>, store: &Arc<ChunkStore>, end: u64) {
+    /// Starts the next window in the background when a sequential read
+    /// ended within `readahead` of an incomplete region's frontier (one
+    /// per file).
+    fn read_ahead(
+        self: &Arc<Self>,
+        state: &Arc<FileState>,
+        store: &Arc<ChunkStore>,
+        end: u64,
+        window: u64,
+    ) {
         let region = {
             let recipe = state.recipe();
             recipe.regions.iter().position(|r| {
@@ -182,7 +219,8 @@ impl RemoteFiles {
                     let frontier = state2.recipe().regions[region].frontier();
                     let complete = state2.recipe().regions[region].is_complete();
                     if !complete && frontier.abs_diff(end) <= files.config.readahead {
-                        if let Err(e) = files.fill_window(&state2, &store, region, frontier) {
+                        if let Err(e) = files.fill_window(&state2, &store, region, frontier, window)
+                        {
                             tracing::debug!(file = state2.record.id, "read-ahead: {e}");
                         }
                     }

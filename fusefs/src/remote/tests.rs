@@ -437,3 +437,33 @@ fn measure_sequential_30_mib_cold_and_warm() {
         rig.origin.served() - cold_bytes
     );
 }
+
+/// A tag reader (a media server's scan) reads the start and the end of a
+/// cold file: it must cost a small window, not the file.
+#[test]
+fn a_tag_reader_fetches_little_and_playback_still_fills() {
+    let data = bytes(6 * MIB, 21);
+    let rig = Rig::new(data.clone(), true, RemoteConfig::default());
+    rig.tree.update_file(rig.file_id, |r| {
+        r.audio_offset = 8192;
+        r.audio_length = data.len() as u64 - 8192;
+    });
+    let h = rig.open();
+    let mut head = vec![0u8; 128 << 10];
+    assert_eq!(h.read_at(0, &mut head).unwrap(), head.len());
+    assert!(head[..] == data[..128 << 10]);
+    let mut tail = [0u8; 160];
+    let at = data.len() as u64 - 160;
+    assert_eq!(h.read_at(at, &mut tail).unwrap(), 160);
+    assert!(tail[..] == data[at as usize..]);
+    drop(h);
+    rig.quiesce();
+    let fetched = rig.origin.served();
+    assert!(
+        fetched <= 512 << 10,
+        "a tag read of a 6 MiB file fetched {fetched} bytes"
+    );
+    // Sequential reading (playback) still caches the whole file.
+    assert!(rig.read_all(128 << 10) == data);
+    assert!(rig.saved().unwrap().is_complete());
+}
