@@ -7,9 +7,8 @@
 # Usage: sudo bash scripts/bench-remote.sh [--files N] [--mb M] [--readahead SIZE]
 #   SFTP: N tracks of 5–8 MB FLAC (default 40) plus two M MB files (default 30);
 #   the generated library is kept under /tmp and reused by later runs.
-#   S3 runs with $S3_ARGS (default "--files 5 --mb 10"): the test SeaweedFS
-#   (tests/src/servers/s3.rs: 8 volumes of 64 MB) stalls uploads past ~60 MB.
-#   S3_ARGS="--files 40 --mb 30" tries the full library once that is fixed.
+#   S3 runs with the same library unless $S3_ARGS says otherwise
+#   (e.g. S3_ARGS="--files 5 --mb 10" for a quick run).
 # Needs root (dropping the page cache, passthrough), ffmpeg, mutagen,
 # rclone, weed and sshd (scripts/setup.sh). Output: .work/bench-remote.txt
 set -euo pipefail
@@ -25,5 +24,5 @@ mkdir -p .work
 {
     "$BENCH" --only sftp "$@"
     # S3_ARGS last: they win over --files/--mb given for SFTP.
-    "$BENCH" --only s3 "$@" ${S3_ARGS:---files 5 --mb 10}
+    "$BENCH" --only s3 "$@" ${S3_ARGS:-}
 } 2>&1 | tee .work/bench-remote.txt
