@@ -10,7 +10,7 @@ mod origin_s3;
 mod origin_sftp;
 mod origin_webdav;
 mod readonly;
-mod remote;
 mod reads;
+mod remote;
 mod surface;
 mod tree;
