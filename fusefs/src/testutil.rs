@@ -442,6 +442,20 @@ impl Tree for MemTree {
     }
 }
 
+/// Deterministic pseudo-random bytes (xorshift), different for every
+/// seed, so reads can be compared with what was written.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,17 +24,7 @@ impl StoreSource for Fixed {
     }
 }
 
-fn bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
+use crate::testutil::noise as bytes;
 
 fn new_store(dir: &tempfile::TempDir, size: u64) -> Arc<ChunkStore> {
     let dev = FileBlockDevice::open(&dir.path().join("cache.img"), Some(size)).unwrap();

@@ -46,18 +46,8 @@ pub fn is_mounted(path: &Path) -> bool {
         .any(|l| l.split(' ').nth(1) == Some(canon.to_string_lossy().as_ref()))
 }
 
-/// Deterministic pseudo-random bytes (xorshift), so reads can be compared.
-pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
+/// Deterministic pseudo-random bytes, so reads can be compared.
+pub use musicfs_fusefs::testutil::noise as bytes;
 
 /// One file of the fixture origin.
 pub struct Fixture {
