@@ -402,15 +402,8 @@ mod tests {
         got
     }
 
-    fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
-        let start = Instant::now();
-        while !check() {
-            assert!(
-                start.elapsed() < Duration::from_secs(5),
-                "waited in vain for {what}"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
+    fn wait_until(what: &str, check: impl FnMut() -> bool) {
+        crate::wait_until(what, Duration::from_secs(5), check)
     }
 
     #[test]
@@ -419,6 +412,11 @@ mod tests {
         let mut s = connect(&proxy);
         let msg: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
         assert_eq!(echo(&mut s, &msg), msg);
+        // The forwarder counts after its write, so the client may have the
+        // bytes a moment before the counter says so.
+        wait_until("100,000 bytes counted", || {
+            proxy.bytes_forwarded() == 100_000
+        });
         assert_eq!(proxy.bytes_forwarded(), 100_000);
     }
 
