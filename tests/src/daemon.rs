@@ -104,6 +104,12 @@ impl Env {
             self.mnt.to_str().expect("UTF-8 mountpoint"),
         ];
         args.extend_from_slice(extra);
+        self.mount_with(&args)
+    }
+
+    /// Runs `musicfs ARGS` (a `mount` command line); panics unless it
+    /// exits 0 and the mountpoint is mounted.
+    pub fn mount_with(&self, args: &[&str]) -> Mount<'_> {
         // The guard comes first: a failed mount is still cleaned up on drop.
         let mut mount = Mount {
             env: self,
@@ -111,7 +117,7 @@ impl Env {
             pid: None,
         };
         let start = Instant::now();
-        self.run_ok(&args);
+        self.run_ok(args);
         mount.elapsed = start.elapsed();
         assert!(
             is_mounted(&self.mnt),

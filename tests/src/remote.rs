@@ -150,25 +150,7 @@ pub fn write_config(env: &Env, top: &str, cache_extra: &str, origins: &str) -> P
 
 /// `musicfs mount MNT`: the origins come from the config file alone.
 pub fn mount_configured(env: &Env) -> Mount<'_> {
-    let mut mount = Mount {
-        env,
-        elapsed: Duration::ZERO,
-        pid: None,
-    };
-    let start = Instant::now();
-    env.run_ok(&["mount", env.mnt.to_str().expect("UTF-8 mountpoint")]);
-    mount.elapsed = start.elapsed();
-    assert!(
-        crate::daemon::is_mounted(&env.mnt),
-        "`musicfs mount` returned 0 but {} is not mounted",
-        env.mnt.display()
-    );
-    mount.pid = env
-        .status()
-        .get("pid")
-        .and_then(Value::as_i64)
-        .map(|p| p as i32);
-    mount
+    env.mount_with(&["mount", env.mnt.to_str().expect("UTF-8 mountpoint")])
 }
 
 /// `musicfs origins --json`, parsed.

@@ -144,12 +144,7 @@ impl S3Server {
 
     /// Kills the server (SIGKILL to its process group) and waits for it.
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            // SAFETY: kill(2) on the process group this helper created
-            // (process_group(0) at spawn); no memory is involved.
-            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
-            let _ = child.wait();
-        }
+        super::kill_group(&mut self.child);
     }
 
     /// Starts the server again on the same directory and ports (after
@@ -161,9 +156,7 @@ impl S3Server {
 
     /// The last lines of the server's log, for failure messages.
     pub fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
+        super::log_tail(&self.log_path())
     }
 
     fn log_path(&self) -> PathBuf {

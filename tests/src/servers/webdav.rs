@@ -52,12 +52,7 @@ impl WebDav {
 
     /// Kills the server and waits for it.
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            // SAFETY: kill(2) on the process group this helper created
-            // (process_group(0) at spawn); no memory is involved.
-            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
-            let _ = child.wait();
-        }
+        super::kill_group(&mut self.child);
     }
 
     /// Serves again on the same port (after [`WebDav::stop`]).
@@ -68,9 +63,7 @@ impl WebDav {
 
     /// The last lines of rclone's log, for failure messages.
     pub fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(self.logs.path().join("rclone.log")).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
+        super::log_tail(&self.logs.path().join("rclone.log"))
     }
 
     fn spawn(&mut self) {

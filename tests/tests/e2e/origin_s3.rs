@@ -52,18 +52,30 @@ pub(crate) fn write_library(dir: &Path, files: &BTreeMap<String, Vec<u8>>) {
     }
 }
 
-/// Deterministic noise (xorshift64*): no two files share content.
-pub(crate) fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        out.extend_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+use musicfs_tests::noise as random_bytes;
+
+/// With the server down, every kind of call fails within the short
+/// limits' deadline as a transient origin failure, without `secret` in
+/// the error.
+pub(crate) fn check_calls_fail_fast(origin: &dyn Origin, path: &[u8], secret: &str, label: &str) {
+    for what in ["stat", "read", "list", "ping"] {
+        let started = Instant::now();
+        let e = match what {
+            "stat" => origin.stat(path).map(|_| ()),
+            "read" => origin.read_at(path, 0, &mut [0u8; 1024]).map(|_| ()),
+            "list" => origin.list().map(|_| ()),
+            _ => origin.ping(),
+        }
+        .unwrap_err();
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_millis(3500),
+            "{what} took {took:?}: {e}"
+        );
+        assert!(e.is_transient() && e.is_origin_failure(), "{what}: {e}");
+        assert!(!format!("{e:?}").contains(secret), "{e:?}");
+        note(&format!("{label} down: {what} failed after {took:?}: {e}"));
     }
-    out.truncate(len);
-    out
 }
 
 /// list() names exactly the library's files with their sizes; stat agrees.
@@ -372,24 +384,7 @@ fn origin_s3_fails_fast_while_the_server_is_down_and_recovers() {
     );
 
     server.stop();
-    for what in ["stat", "read", "list", "ping"] {
-        let started = Instant::now();
-        let e = match what {
-            "stat" => origin.stat(path).map(|_| ()),
-            "read" => origin.read_at(path, 0, &mut [0u8; 1024]).map(|_| ()),
-            "list" => origin.list().map(|_| ()),
-            _ => origin.ping(),
-        }
-        .unwrap_err();
-        let took = started.elapsed();
-        assert!(
-            took < Duration::from_millis(3500),
-            "{what} took {took:?}: {e}"
-        );
-        assert!(e.is_transient() && e.is_origin_failure(), "{what}: {e}");
-        assert!(!format!("{e:?}").contains(server.secret_key()), "{e:?}");
-        note(&format!("S3 down: {what} failed after {took:?}: {e}"));
-    }
+    check_calls_fail_fast(&origin, path, server.secret_key(), "S3");
 
     server.restart();
     note(&format!(

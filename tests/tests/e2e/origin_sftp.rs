@@ -85,18 +85,7 @@ fn write(path: &Path, bytes: &[u8]) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).unwrap();
 }
 
-/// Deterministic bytes that differ at every offset and between files.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
+use musicfs_tests::noise;
 
 fn config(sshd: &Sshd, lib: &Library, auth: SftpAuth) -> SftpConfig {
     SftpConfig {

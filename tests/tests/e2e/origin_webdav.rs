@@ -4,8 +4,8 @@
 //! server going away and coming back. The library and the checks are
 //! `origin_s3`'s.
 use super::origin_s3::{
-    check_concurrent, check_listing, check_missing_and_escapes, check_reads, library, short_limits,
-    write_library,
+    check_calls_fail_fast, check_concurrent, check_listing, check_missing_and_escapes, check_reads,
+    library, short_limits, write_library,
 };
 use musicfs_origins::{Error, Origin, RemoteOptions, Secret, WebDavConfig, WebDavOrigin};
 use musicfs_tests::note;
@@ -153,24 +153,7 @@ fn origin_webdav_fails_fast_while_the_server_is_down_and_recovers() {
     );
 
     server.stop();
-    for what in ["stat", "read", "list", "ping"] {
-        let started = Instant::now();
-        let e = match what {
-            "stat" => origin.stat(path).map(|_| ()),
-            "read" => origin.read_at(path, 0, &mut [0u8; 1024]).map(|_| ()),
-            "list" => origin.list().map(|_| ()),
-            _ => origin.ping(),
-        }
-        .unwrap_err();
-        let took = started.elapsed();
-        assert!(
-            took < Duration::from_millis(3500),
-            "{what} took {took:?}: {e}"
-        );
-        assert!(e.is_transient() && e.is_origin_failure(), "{what}: {e}");
-        assert!(!format!("{e:?}").contains(PASS), "{e:?}");
-        note(&format!("WebDAV down: {what} failed after {took:?}: {e}"));
-    }
+    check_calls_fail_fast(&origin, path, PASS, "WebDAV");
 
     server.restart();
     let mut buf = vec![0u8; 4096];
