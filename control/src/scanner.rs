@@ -372,62 +372,40 @@ fn open_fn<'a>(
             inner: reader,
             origin: target.origin.clone(),
             stop: stop.clone(),
-            seed: Some(SeedTo {
-                seeds: seeds.clone(),
-                origin: target.id,
-                stamp: *stamp,
-            }),
+            seeds: seeds.clone(),
+            origin_id: target.id,
+            stamp: *stamp,
         }))
     }
 }
 
-/// A reader that raises the scan's stop flag when a read fails because its
-/// origin is down.
-struct Guarded<R: Seedable> {
-    inner: R,
+/// A remote scan's reader: raises the scan's stop flag when a read fails
+/// because its origin is down, and when dropped leaves the file's first
+/// and last bytes it fetched in `seeds` for the first read of the file.
+struct Guarded {
+    inner: RangeReader,
     origin: Arc<ManagedOrigin>,
     stop: Arc<AtomicBool>,
-    /// Where to leave the header it fetched when it is done.
-    seed: Option<SeedTo>,
-}
-
-struct SeedTo {
     seeds: Arc<crate::seeds::Seeds>,
-    origin: OriginId,
+    origin_id: OriginId,
     stamp: Stamp,
 }
 
-/// A reader that can hand over the file's first and last bytes it holds.
-trait Seedable {
-    fn rel_path(&self) -> &[u8];
-    fn seed(&self) -> musicfs_fusefs::Seed;
-}
-
-impl Seedable for RangeReader {
-    fn rel_path(&self) -> &[u8] {
-        RangeReader::rel_path(self)
-    }
-    fn seed(&self) -> musicfs_fusefs::Seed {
-        let (tail_offset, tail) = self.held_suffix(crate::seeds::MAX_SEED);
-        musicfs_fusefs::Seed {
-            head: self.held_prefix(crate::seeds::MAX_SEED),
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        let max = crate::seeds::MAX_SEED;
+        let (tail_offset, tail) = self.inner.held_suffix(max);
+        let seed = musicfs_fusefs::Seed {
+            head: self.inner.held_prefix(max),
             tail_offset,
             tail,
-        }
+        };
+        self.seeds
+            .put(self.origin_id, self.inner.rel_path(), self.stamp, seed);
     }
 }
 
-impl<R: Seedable> Drop for Guarded<R> {
-    fn drop(&mut self) {
-        if let Some(to) = self.seed.take() {
-            let seed = self.inner.seed();
-            to.seeds
-                .put(to.origin, self.inner.rel_path(), to.stamp, seed);
-        }
-    }
-}
-
-impl<R: Seedable> Guarded<R> {
+impl Guarded {
     fn check<T>(&self, r: std::io::Result<T>) -> std::io::Result<T> {
         if r.is_err() && !self.origin.available() {
             self.stop.store(true, Ordering::SeqCst);
@@ -436,14 +414,14 @@ impl<R: Seedable> Guarded<R> {
     }
 }
 
-impl<R: std::io::Read + Seedable> std::io::Read for Guarded<R> {
+impl std::io::Read for Guarded {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let r = self.inner.read(buf);
         self.check(r)
     }
 }
 
-impl<R: std::io::Seek + Seedable> std::io::Seek for Guarded<R> {
+impl std::io::Seek for Guarded {
     fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
         let r = self.inner.seek(pos);
         self.check(r)
