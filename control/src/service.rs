@@ -393,20 +393,7 @@ impl Musicfs for ControlService {
     ) -> std::result::Result<Response<Self::RescanOriginStream>, Status> {
         let name = request.into_inner().origin;
         let scanner = self.state.scanner.clone();
-        let targets: Vec<Arc<ScanTarget>> = if name.is_empty() {
-            scanner.targets().to_vec()
-        } else {
-            match scanner.target(&name) {
-                Some(t) => vec![t.clone()],
-                None => {
-                    let known: Vec<&str> = scanner.targets().iter().map(|t| t.name()).collect();
-                    return Err(Status::not_found(format!(
-                        "no origin named {name:?} is served (served: {})",
-                        known.join(", ")
-                    )));
-                }
-            }
-        };
+        let targets = pick_targets(&scanner, &name)?;
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(async move {
             for target in targets {
