@@ -71,6 +71,126 @@ pub enum Command {
     /// The chunk cache of remote origins: stats, clear, verify, format, backup, restore
     #[command(subcommand)]
     Cache(CacheCommand),
+    /// Edit tags in the catalog (the origin files are never changed): set, reset, show
+    #[command(subcommand)]
+    Tag(TagCommand),
+    /// Search the library (beets-like queries: `artist:beatles year:1960..1969 love`)
+    Search(SearchArgs),
+    /// Smart collections shown under /.collections/: list, create, delete
+    #[command(subcommand)]
+    Collection(CollectionCommand),
+    /// Import tags from a beets library.db into the catalog
+    Import(ImportArgs),
+    /// Export the catalog (tags as served) as JSON or CSV
+    Export(ExportArgs),
+    /// Fill the cache with a file or every file under a virtual folder
+    Prefetch(PrefetchArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TagCommand {
+    /// Set tags: `musicfs tag set PATH... KEY=VALUE...` or `--query Q KEY=VALUE...`;
+    /// `KEY=` removes the tag, a key given twice becomes multi-valued
+    Set(TagSetArgs),
+    /// Drop overlay edits (of the given keys, or all): the file is served as it is
+    Reset(TagResetArgs),
+    /// Show a track's tags as served, as scanned, and its overlay edits
+    Show(TagShowArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TagSetArgs {
+    /// Edit every track this search query matches
+    #[arg(long, value_name = "QUERY")]
+    pub query: Option<String>,
+    /// Virtual paths (under the mountpoint, or relative to it) then KEY=VALUE edits
+    #[arg(value_name = "PATH|KEY=VALUE", required = true)]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TagResetArgs {
+    /// Reset every track this search query matches
+    #[arg(long, value_name = "QUERY")]
+    pub query: Option<String>,
+    /// Reset only this key (repeatable; default: every edit)
+    #[arg(long = "key", value_name = "KEY")]
+    pub keys: Vec<String>,
+    /// Virtual paths (under the mountpoint, or relative to it)
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TagShowArgs {
+    /// Virtual path (under the mountpoint, or relative to it)
+    #[arg(value_name = "PATH")]
+    pub path: String,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// The query; several words are joined with spaces
+    #[arg(value_name = "QUERY", required = true)]
+    pub query: Vec<String>,
+    /// At most this many results
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CollectionCommand {
+    /// List collections (built-in and saved) with their track counts
+    List {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Save a query as a collection shown at /.collections/NAME/
+    Create {
+        #[arg(value_name = "NAME")]
+        name: String,
+        #[arg(value_name = "QUERY", required = true)]
+        query: Vec<String>,
+    },
+    /// Delete a saved collection
+    Delete {
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The beets library database (library.db)
+    #[arg(long, value_name = "FILE")]
+    pub beets: PathBuf,
+    /// Report what would change without writing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Output format
+    #[arg(long, value_parser = ["json", "csv"], default_value = "json")]
+    pub format: String,
+    /// Write here instead of stdout
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PrefetchArgs {
+    /// Virtual path of a file or folder (under the mountpoint, or relative to it)
+    #[arg(value_name = "PATH")]
+    pub path: String,
 }
 
 #[derive(Debug, Subcommand)]

@@ -301,13 +301,15 @@ fn run_inner(config: &Config, req: &MountRequest, ready: &mut Option<Ready>) -> 
     // origin until it is open.
     let cache = Arc::new(CacheSlot::default());
     cache.set_seeds(scanner.seeds().clone());
-    let mounted = musicfs_fusefs::mount_with_cache(
+    let library = Arc::new(crate::library::DaemonLibrary::new(catalog.clone()));
+    let mounted = musicfs_fusefs::mount_library(
         catalog.clone(),
         table.clone(),
         fs_config,
         stats.clone(),
         &mountpoint,
-        cache.clone(),
+        Some(cache.clone()),
+        library.clone(),
     )
     .map_err(|e| Error::Daemon(format!("cannot mount at {}: {e}", mountpoint.display())))?;
     let mounted = Arc::new(mounted);
@@ -356,6 +358,7 @@ fn run_inner(config: &Config, req: &MountRequest, ready: &mut Option<Ready>) -> 
         stop: stop_tx.clone(),
         cache: cache.clone(),
         cache_device: crate::cache::offline_path(config),
+        library,
     });
     let outcome = runtime.block_on(serve_until_stop(
         config,

@@ -11,20 +11,27 @@
 //! - [`scanner`]: scan coordination shared by the daemon and `musicfs scan`;
 //! - [`seeds`]: headers a remote scan fetched, kept for the first read;
 //! - [`service`]: the gRPC service; [`socket`]: the control socket;
+//! - [`tags`]: tag overlay edits; [`beets`]: beets import, catalog export;
+//! - [`search`]: search and smart collections; [`prefetch`]: cache prefetch;
 //! - [`verify`]: content hashes on demand (`musicfs verify`).
 
+pub mod beets;
 pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod detach;
 mod error;
+pub mod library;
 mod memory;
 pub mod origin_config;
+pub mod prefetch;
 pub mod scanner;
+pub mod search;
 pub mod seeds;
 pub mod service;
 pub mod socket;
+pub mod tags;
 pub mod verify;
 
 pub use error::{Error, Result};

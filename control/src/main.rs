@@ -28,7 +28,11 @@ macro_rules! out {
     }};
 }
 
+mod beets_cmd;
 mod cache_cmd;
+mod prefetch_cmd;
+mod search_cmd;
+mod tag_cmd;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -111,6 +115,12 @@ fn run(cli: Cli, config: Config) -> Result<()> {
         Command::Rescan(r) => client(rescan(&config, r.origin.clone())),
         Command::Shutdown(s) => client(shutdown(&config, s.timeout)),
         Command::Cache(c) => cache_cmd::run(c, &config),
+        Command::Tag(t) => client(tag_cmd::run(t, &config)),
+        Command::Search(s) => client(search_cmd::search(s, &config)),
+        Command::Collection(c) => client(search_cmd::collection(c, &config)),
+        Command::Import(i) => client(beets_cmd::import(i, &config)),
+        Command::Export(e) => client(beets_cmd::export(e, &config)),
+        Command::Prefetch(p) => client(prefetch_cmd::run(p, &config)),
     }
 }
 

@@ -48,6 +48,8 @@ pub struct DaemonState {
     pub cache: Arc<CacheSlot>,
     /// The configured cache device, for status while it is not open.
     pub cache_device: PathBuf,
+    /// Search, collections, covers, prefetch, play log (also the mount's).
+    pub library: Arc<crate::library::DaemonLibrary>,
 }
 
 /// Waits until no file is open or `timeout` passes; true when drained.
@@ -510,6 +512,102 @@ impl Musicfs for ControlService {
             bytes: info.payload_bytes,
             chunks,
         }))
+    }
+
+    async fn set_tags(
+        &self,
+        request: Request<pb::SetTagsRequest>,
+    ) -> std::result::Result<Response<pb::SetTagsReply>, Status> {
+        crate::tags::set_tags(&self.state, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn reset_tags(
+        &self,
+        request: Request<pb::ResetTagsRequest>,
+    ) -> std::result::Result<Response<pb::SetTagsReply>, Status> {
+        crate::tags::reset_tags(&self.state, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn get_track(
+        &self,
+        request: Request<pb::GetTrackRequest>,
+    ) -> std::result::Result<Response<pb::Track>, Status> {
+        crate::tags::get_track(&self.state, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    type ImportBeetsStream = ReceiverStream<std::result::Result<pb::ImportProgress, Status>>;
+
+    async fn import_beets(
+        &self,
+        request: Request<pb::ImportBeetsRequest>,
+    ) -> std::result::Result<Response<Self::ImportBeetsStream>, Status> {
+        crate::beets::import(&self.state, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    type ExportCatalogStream = ReceiverStream<std::result::Result<pb::ExportChunk, Status>>;
+
+    async fn export_catalog(
+        &self,
+        request: Request<pb::ExportRequest>,
+    ) -> std::result::Result<Response<Self::ExportCatalogStream>, Status> {
+        crate::beets::export(&self.state, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn search(
+        &self,
+        request: Request<pb::SearchRequest>,
+    ) -> std::result::Result<Response<pb::SearchReply>, Status> {
+        crate::search::search(&self.state, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn list_collections(
+        &self,
+        request: Request<pb::ListCollectionsRequest>,
+    ) -> std::result::Result<Response<pb::ListCollectionsReply>, Status> {
+        crate::search::list_collections(&self.state, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn create_collection(
+        &self,
+        request: Request<pb::CreateCollectionRequest>,
+    ) -> std::result::Result<Response<pb::Collection>, Status> {
+        crate::search::create_collection(&self.state, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn delete_collection(
+        &self,
+        request: Request<pb::DeleteCollectionRequest>,
+    ) -> std::result::Result<Response<pb::DeleteCollectionReply>, Status> {
+        crate::search::delete_collection(&self.state, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    type PrefetchStream = ReceiverStream<std::result::Result<pb::PrefetchProgress, Status>>;
+
+    async fn prefetch(
+        &self,
+        request: Request<pb::PrefetchRequest>,
+    ) -> std::result::Result<Response<Self::PrefetchStream>, Status> {
+        crate::prefetch::prefetch(&self.state, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn shutdown(

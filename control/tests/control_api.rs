@@ -82,6 +82,9 @@ async fn control_api_over_the_socket() {
         stop: stop_tx,
         cache: cache.clone(),
         cache_device: cache_config.cache_device(),
+        library: Arc::new(musicfs_control::library::DaemonLibrary::new(
+            catalog.clone(),
+        )),
     });
     let (server_stop, server_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(service::serve(listener, state, async move {

@@ -7,6 +7,7 @@
 use crate::attr::{self, node_attr, Owner};
 use crate::error::Error;
 use crate::handles::{OpenTable, Opened, Source};
+use crate::library::Library;
 use crate::passthrough::{open_local, Failure, Passthrough};
 use crate::remote::{RemoteFiles, StoreSource};
 use crate::tree::Tree;
@@ -47,6 +48,9 @@ pub(crate) struct MusicFs {
     open: OpenTable<BackingId>,
     counts: Mutex<Option<(Instant, Counts)>>,
     remote: Arc<RemoteFiles>,
+    /// Search, collections, covers, prefetch, play log.
+    #[allow(dead_code)] // the virtual folders use it
+    library: Arc<dyn Library>,
 }
 
 impl MusicFs {
@@ -56,6 +60,7 @@ impl MusicFs {
         config: &FsConfig,
         stats: Arc<FsStats>,
         cache: Option<Arc<dyn StoreSource>>,
+        library: Arc<dyn Library>,
     ) -> MusicFs {
         let remote = Arc::new(RemoteFiles::new(
             tree.clone(),
@@ -65,6 +70,7 @@ impl MusicFs {
             cache,
         ));
         MusicFs {
+            library,
             remote,
             tree,
             origins,
@@ -754,6 +760,7 @@ mod tests {
             &config,
             Arc::new(FsStats::default()),
             None,
+            Arc::new(crate::library::NoLibrary),
         )
     }
 

@@ -16,6 +16,7 @@ mod attr;
 mod error;
 mod fs;
 mod handles;
+pub mod library;
 mod passthrough;
 mod remote;
 mod session;
@@ -24,6 +25,7 @@ pub mod tree;
 mod xattr;
 
 pub use error::{Error, Result};
+pub use library::{CoverSize, Library, NoLibrary};
 pub use remote::{RemoteConfig, Seed, StoreSource};
 pub use session::Mounted;
 pub use tree::Tree;
@@ -153,7 +155,16 @@ pub fn mount_tree(
     stats: Arc<FsStats>,
     mountpoint: &Path,
 ) -> std::io::Result<Mounted> {
-    session::mount(tree, origins, config, stats, mountpoint, true, None)
+    session::mount(
+        tree,
+        origins,
+        config,
+        stats,
+        mountpoint,
+        true,
+        None,
+        Arc::new(NoLibrary),
+    )
 }
 
 /// [`mount_tree`] with a chunk store for remote files: their reads go
@@ -166,5 +177,31 @@ pub fn mount_with_cache(
     mountpoint: &Path,
     cache: Arc<dyn StoreSource>,
 ) -> std::io::Result<Mounted> {
-    session::mount(tree, origins, config, stats, mountpoint, true, Some(cache))
+    session::mount(
+        tree,
+        origins,
+        config,
+        stats,
+        mountpoint,
+        true,
+        Some(cache),
+        Arc::new(NoLibrary),
+    )
+}
+
+/// The daemon's mount: a chunk store for remote files (when given) and a
+/// [`Library`] behind the virtual folders, covers and prefetch.
+#[allow(clippy::too_many_arguments)]
+pub fn mount_library(
+    tree: Arc<dyn Tree>,
+    origins: OriginTable,
+    config: FsConfig,
+    stats: Arc<FsStats>,
+    mountpoint: &Path,
+    cache: Option<Arc<dyn StoreSource>>,
+    library: Arc<dyn Library>,
+) -> std::io::Result<Mounted> {
+    session::mount(
+        tree, origins, config, stats, mountpoint, true, cache, library,
+    )
 }

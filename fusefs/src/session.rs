@@ -5,6 +5,7 @@
 //! when the kernel disconnects: after our unmount, after `fusermount3 -u`,
 //! or after an abort through `/sys/fs/fuse/connections`.
 use crate::fs::MusicFs;
+use crate::library::Library;
 use crate::tree::Tree;
 use crate::{FsConfig, FsStats, OriginTable, StoreSource};
 use fuser::{Config, INodeNo, MountOption, Notifier, Session, SessionACL, SessionUnmounter};
@@ -158,11 +159,12 @@ pub(crate) fn mount(
     mountpoint: &Path,
     read_only_flag: bool,
     cache: Option<Arc<dyn StoreSource>>,
+    library: Arc<dyn Library>,
 ) -> io::Result<Mounted> {
     let context =
         |e: io::Error| io::Error::new(e.kind(), format!("mounting {}: {e}", mountpoint.display()));
     let mountpoint = mountpoint.canonicalize().map_err(context)?;
-    let fs = MusicFs::new(tree, origins, &config, stats, cache);
+    let fs = MusicFs::new(tree, origins, &config, stats, cache, library);
     let options = mount_options(&config, read_only_flag);
     // Both paths complete the INIT handshake (passthrough is negotiated there).
     let (mut session, direct) =

@@ -24,7 +24,16 @@ pub fn mount_without_ro_flag(
     stats: Arc<FsStats>,
     mountpoint: &Path,
 ) -> std::io::Result<Mounted> {
-    crate::session::mount(tree, origins, config, stats, mountpoint, false, None)
+    crate::session::mount(
+        tree,
+        origins,
+        config,
+        stats,
+        mountpoint,
+        false,
+        None,
+        Arc::new(crate::library::NoLibrary),
+    )
 }
 
 /// A local directory as an origin, for tests (the real `LocalOrigin` lives

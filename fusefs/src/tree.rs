@@ -1,6 +1,7 @@
 //! What the filesystem needs from the catalog, as a trait so the FUSE layer
 //! can be exercised against an in-memory tree ([`crate::testutil::MemTree`])
 //! as well as the real SQLite [`Catalog`].
+use musicfs_index::synth::Plan;
 use musicfs_index::{Catalog, Counts, FileId, FileRecord, Node, Result};
 
 /// Read-only view of the virtual tree. Every method is a point query on the
@@ -26,6 +27,15 @@ pub trait Tree: Send + Sync + 'static {
     /// Saves (replaces) a remote file's chunk recipe.
     fn set_recipe(&self, _id: FileId, _data: &[u8]) -> Result<()> {
         Ok(())
+    }
+    /// The synthesized layout a file is served with, when its tags were
+    /// edited (valid for its current stamp); `None` = serve it as it is.
+    fn splice(&self, _id: FileId) -> Result<Option<Plan>> {
+        Ok(None)
+    }
+    /// The file nodes showing catalog file `id` (usually one).
+    fn inos_of_file(&self, _id: FileId) -> Result<Vec<u64>> {
+        Ok(Vec::new())
     }
 }
 
@@ -53,5 +63,11 @@ impl Tree for Catalog {
     }
     fn set_recipe(&self, id: FileId, data: &[u8]) -> Result<()> {
         Catalog::set_recipe(self, id, data)
+    }
+    fn splice(&self, id: FileId) -> Result<Option<Plan>> {
+        Catalog::splice(self, id)
+    }
+    fn inos_of_file(&self, id: FileId) -> Result<Vec<u64>> {
+        Catalog::inos_of_file(self, id)
     }
 }

@@ -881,5 +881,7 @@ fn file_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<FileRecord> {
     })
 }
 
+mod overlay;
+
 #[cfg(test)]
 mod tests;

@@ -23,6 +23,9 @@ pub enum Error {
     },
     #[error("{path}: {message}")]
     Scan { path: String, message: String },
+    /// A header could not be synthesized (malformed or unsupported original).
+    #[error("synthesizing tags: {0}")]
+    Synth(String),
     #[error("{context}: {source}")]
     Io {
         context: String,

@@ -5,6 +5,7 @@
 //!   virtual tree whose node ids are the FUSE inode numbers.
 //! - [`scan`]: reads tags and audio properties with lofty and finds where the
 //!   audio body starts; never panics on bad input.
+//! - [`synth`]: synthesized tag headers for files whose tags were edited.
 //! - [`template`]: beets-like path templates and path-component sanitising.
 //!
 //! `Catalog` is `Send + Sync`: readers use a small pool of read-only
@@ -17,6 +18,7 @@ mod fields;
 mod identity;
 pub mod scan;
 mod schema;
+pub mod synth;
 pub mod template;
 mod tree;
 
