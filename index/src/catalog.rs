@@ -436,8 +436,9 @@ impl Catalog {
             let mut upsert = c.prepare_cached(
                 "INSERT INTO files (origin_id, rel_path, size, mtime_ns, format, audio_offset,
                                     audio_length, duration_ms, bitrate, sample_rate, channels,
-                                    bit_depth, has_art, quick_hash, dup_key, content_hash)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, NULL)
+                                    bit_depth, has_art, quick_hash, dup_key, content_hash, added)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, NULL,
+                         unixepoch())
                  ON CONFLICT (origin_id, rel_path) DO UPDATE SET
                     size = excluded.size, mtime_ns = excluded.mtime_ns, format = excluded.format,
                     audio_offset = excluded.audio_offset, audio_length = excluded.audio_length,

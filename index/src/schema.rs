@@ -23,6 +23,9 @@
 //! - `meta`: small key/value settings (the tree's template source, the files
 //!   version the tree was synced at).
 //!
+//! Added in v4 (see the migration): `overlay`, `splices`, `collections`,
+//! `plays`, `files.added`.
+//!
 //! Added in v2:
 //! - `rendered`: each file's rendered path components joined by `/`, valid
 //!   for the template in `meta.render_key`. Whoever changes a file's row or
@@ -121,6 +124,40 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         file_id INTEGER PRIMARY KEY REFERENCES files(id) ON DELETE CASCADE,
         data    BLOB NOT NULL
     );
+    "#,
+    // v3 -> v4: metadata overlay, collections, the play log. `overlay`
+    // holds tag edits by canonical key (a removed key is one row with a
+    // NULL value); `splices` the synthesized layout of an edited file and
+    // the stamp of the original it was computed from; `files.added` when
+    // a file was first catalogued (existing files: the migration's time).
+    r#"
+    CREATE TABLE overlay (
+        file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+        key     TEXT NOT NULL,
+        idx     INTEGER NOT NULL,
+        value   TEXT,
+        PRIMARY KEY (file_id, key, idx)
+    ) WITHOUT ROWID;
+    CREATE TABLE splices (
+        file_id     INTEGER PRIMARY KEY REFERENCES files(id) ON DELETE CASCADE,
+        size        INTEGER NOT NULL,
+        mtime_ns    INTEGER NOT NULL,
+        served_size INTEGER NOT NULL,
+        plan        BLOB NOT NULL
+    );
+    CREATE TABLE collections (
+        name    TEXT PRIMARY KEY,
+        query   TEXT NOT NULL,
+        created INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE plays (
+        file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+        at      INTEGER NOT NULL
+    );
+    CREATE INDEX plays_file ON plays (file_id);
+    CREATE INDEX plays_at ON plays (at);
+    ALTER TABLE files ADD COLUMN added INTEGER;
+    UPDATE files SET added = unixepoch();
     "#,
 ];
 
