@@ -25,3 +25,15 @@ pub async fn get_track(
 ) -> Result<pb::Track, Status> {
     Err(Status::unimplemented("GetTrack"))
 }
+
+/// The one way overlay edits are written: for each `(file, edits)`, records
+/// the edits, computes the file's synthesized layout (reading the
+/// original's header through its origin), syncs the tree and tells the
+/// kernel what changed. Returns the files whose served tags changed.
+/// Used by SetTags, ImportBeets and (with no edits) after rescans.
+pub async fn apply_edits(
+    _state: &Arc<DaemonState>,
+    _changes: Vec<(musicfs_index::FileId, Vec<musicfs_index::synth::TagEdit>)>,
+) -> Result<Vec<musicfs_index::FileId>, Status> {
+    Err(Status::unimplemented("tag edits"))
+}
