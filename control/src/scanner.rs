@@ -153,7 +153,10 @@ impl Scanner {
     }
 
     /// Brings the tree in line with the catalog and tells the mount.
+    /// Edited files whose original changed (or that have new edits) get
+    /// their synthesized layout first, so the tree shows their served size.
     pub fn sync_tree(&self) -> Result<TreeChanges> {
+        crate::tags::refresh_splices_blocking(&self.catalog, &self.targets);
         let _g = lock(&self.tree_lock);
         let changes = self.catalog.sync_tree(&self.template)?;
         // A sync of a large library builds the whole tree in memory for a
@@ -163,6 +166,14 @@ impl Scanner {
             inv(&changes);
         }
         Ok(changes)
+    }
+
+    /// Tells the mount that `changes` happened outside a tree sync (an
+    /// edit that changed a file's bytes but not its size or path).
+    pub fn invalidate(&self, changes: &TreeChanges) {
+        if let Some(inv) = self.invalidate.get() {
+            inv(changes);
+        }
     }
 
     /// Full incremental scan of one origin, then a tree sync. Waits for a

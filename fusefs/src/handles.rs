@@ -8,6 +8,7 @@
 //! inode; it is unregistered when the last of them is released.
 use crate::error::{Error, Result};
 use crate::remote::RemoteHandle;
+use musicfs_index::synth::{Plan, ReadAt};
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -21,6 +22,28 @@ pub(crate) enum Source {
     /// A remote file: reads through the chunk store (or straight from
     /// its origins when there is no store).
     Remote(RemoteHandle),
+    /// A file whose tags were edited: synthesized bytes from `plan`, the
+    /// rest from the original behind `base` (a local file or a remote
+    /// handle, never itself spliced).
+    Spliced { plan: Plan, base: Box<Source> },
+}
+
+/// The original under a splice, as the synthesizer's [`ReadAt`]. Keeps the
+/// base's own error so a read fails with the base's errno and context
+/// (a remote origin that is down, a local read error), not a generic one.
+struct BaseReader<'a> {
+    base: &'a Source,
+    failed: Option<Error>,
+}
+
+impl ReadAt for BaseReader<'_> {
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.base.read_at(offset, buf).map_err(|e| {
+            let io = std::io::Error::other(e.to_string());
+            self.failed = Some(e);
+            io
+        })
+    }
 }
 
 impl Source {
@@ -40,6 +63,25 @@ impl Source {
                 }
             },
             Source::Remote(handle) => handle.read_at(offset, buf),
+            Source::Spliced { plan, base } => {
+                let mut reader = BaseReader { base, failed: None };
+                plan.read_at(&mut reader, offset, buf).map_err(|source| {
+                    reader.failed.take().unwrap_or_else(|| Error::Read {
+                        path: base.describe(),
+                        offset,
+                        source,
+                    })
+                })
+            }
+        }
+    }
+
+    /// What the source reads, for error messages.
+    fn describe(&self) -> PathBuf {
+        match self {
+            Source::File { path, .. } => path.clone(),
+            Source::Remote(_) => PathBuf::from("(remote file)"),
+            Source::Spliced { base, .. } => base.describe(),
         }
     }
 
@@ -283,6 +325,43 @@ mod tests {
         let (_d3, s3) = file_source();
         let c = table.open(9, s3, true, |_| Some(FakeBacking(closed.clone())));
         assert!(matches!(c, Opened::Passthrough { .. }));
+    }
+
+    #[test]
+    fn spliced_source_reads_synthesized_bytes_then_the_original() {
+        use musicfs_index::synth::Segment;
+        let (_d, base) = file_source();
+        let plan = Plan {
+            segments: vec![
+                Segment::Bytes(Arc::from(&b"HEAD"[..])),
+                Segment::Original { offset: 6, len: 4 },
+            ],
+        };
+        let src = Source::Spliced {
+            plan,
+            base: Box::new(base),
+        };
+        let mut buf = [0u8; 16];
+        assert_eq!(src.read_full_at(0, &mut buf).unwrap(), 8);
+        assert_eq!(&buf[..8], b"HEAD6789");
+        assert_eq!(src.read_full_at(3, &mut buf[..3]).unwrap(), 3);
+        assert_eq!(&buf[..3], b"D67");
+        assert_eq!(src.read_full_at(8, &mut buf).unwrap(), 0);
+    }
+
+    #[test]
+    fn spliced_source_over_a_shrunken_original_fails_with_eio() {
+        use musicfs_index::synth::Segment;
+        let (_d, base) = file_source();
+        let src = Source::Spliced {
+            plan: Plan {
+                segments: vec![Segment::Original { offset: 6, len: 40 }],
+            },
+            base: Box::new(base),
+        };
+        let mut buf = [0u8; 16];
+        let err = src.read_full_at(0, &mut buf).unwrap_err();
+        assert_eq!(err.errno(), libc::EIO, "{err}");
     }
 
     #[test]

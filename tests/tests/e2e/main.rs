@@ -9,6 +9,7 @@ mod live;
 mod origin_s3;
 mod origin_sftp;
 mod origin_webdav;
+mod overlay;
 mod readonly;
 mod reads;
 mod remote;
