@@ -28,6 +28,8 @@ mod id3;
 mod mp4;
 mod ogg;
 mod plan;
+#[cfg(test)]
+mod tests_support;
 mod vorbis;
 
 pub use plan::{Plan, Segment};
@@ -59,6 +61,74 @@ pub struct Original<'a> {
     /// The audio body as the scanner found it (`scan::body`).
     pub audio_offset: u64,
     pub audio_length: u64,
+}
+
+/// Reads exactly `buf.len()` bytes of the original at `offset`; running
+/// out is an error naming `what` was being read.
+fn read_exact(src: &mut dyn ReadAt, offset: u64, buf: &mut [u8], what: &str) -> Result<()> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        let n = src
+            .read_at(offset + filled as u64, &mut buf[filled..])
+            .map_err(|source| crate::Error::Io {
+                context: format!("reading the original's {what}"),
+                source,
+            })?;
+        if n == 0 {
+            return Err(crate::Error::Synth(format!(
+                "truncated original: {what} at byte {offset} runs past the end"
+            )));
+        }
+        filled += n;
+    }
+    Ok(())
+}
+
+/// Whether the original's `len` bytes at `offset` are all zero (old
+/// padding a new header's padding can be served from).
+fn is_zero(src: &mut dyn ReadAt, offset: u64, len: u64) -> Result<bool> {
+    let mut buf = vec![0u8; len.min(64 * 1024) as usize];
+    let mut done = 0;
+    while done < len {
+        let n = (len - done).min(buf.len() as u64) as usize;
+        read_exact(src, offset + done, &mut buf[..n], "padding")?;
+        if buf[..n].iter().any(|&x| x != 0) {
+            return Ok(false);
+        }
+        done += n as u64;
+    }
+    Ok(true)
+}
+
+/// Padding this large is only kept when it can be served from zeros in
+/// the original; a plan never stores more than this many zeros.
+const MAX_STORED_PADDING: u64 = 64 * 1024;
+
+/// Padding after a new header of `bare` bytes (padding's own block
+/// header included) that has `reusable` bytes of old tags and padding it
+/// may take: all of them when they suffice, so the file keeps its size
+/// (media servers treat a size change as a changed file and rescan it);
+/// otherwise enough to round the header up to 4 KiB with at least 1 KiB
+/// spare, so that later small edits do not change the size again.
+/// `fits` says whether a padding length is valid for the container.
+fn choose_padding(
+    src: &mut dyn ReadAt,
+    audio_offset: u64,
+    bare: u64,
+    reusable: u64,
+    fits: impl Fn(u64) -> bool,
+) -> Result<(u64, bool)> {
+    const ALIGN: u64 = 4096;
+    const MIN_PADDING: u64 = 1024;
+    if let Some(pad) = reusable.checked_sub(bare).filter(|&p| fits(p)) {
+        let from_original = pad <= audio_offset && is_zero(src, audio_offset - pad, pad)?;
+        if from_original || pad <= MAX_STORED_PADDING {
+            return Ok((pad, from_original));
+        }
+    }
+    let pad = (bare + MIN_PADDING).div_ceil(ALIGN) * ALIGN - bare;
+    let from_original = pad <= audio_offset && is_zero(src, audio_offset - pad, pad)?;
+    Ok((pad, from_original))
 }
 
 /// Whether [`plan`] can synthesize headers for this format.

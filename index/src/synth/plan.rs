@@ -272,6 +272,52 @@ impl Plan {
     }
 }
 
+/// Builds a [`Plan`] piece by piece, merging adjacent synthesized bytes
+/// and contiguous ranges of the original into single segments.
+#[derive(Default)]
+pub(super) struct Builder {
+    segments: Vec<Segment>,
+    pending: Vec<u8>,
+}
+
+impl Builder {
+    pub(super) fn bytes(&mut self, bytes: &[u8]) {
+        self.pending.extend_from_slice(bytes);
+    }
+
+    pub(super) fn original(&mut self, offset: u64, len: u64) {
+        if len == 0 {
+            return;
+        }
+        self.flush();
+        if let Some(Segment::Original {
+            offset: prev,
+            len: prev_len,
+        }) = self.segments.last_mut()
+        {
+            if *prev + *prev_len == offset {
+                *prev_len += len;
+                return;
+            }
+        }
+        self.segments.push(Segment::Original { offset, len });
+    }
+
+    fn flush(&mut self) {
+        if !self.pending.is_empty() {
+            let bytes = std::mem::take(&mut self.pending);
+            self.segments.push(Segment::Bytes(bytes.into()));
+        }
+    }
+
+    pub(super) fn finish(mut self) -> Plan {
+        self.flush();
+        Plan {
+            segments: self.segments,
+        }
+    }
+}
+
 /// Reads exactly `buf.len()` bytes of the original at `offset`.
 fn read_full(src: &mut dyn ReadAt, mut offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
     let mut filled = 0;
