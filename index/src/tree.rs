@@ -23,9 +23,10 @@
 //! come and go.
 use crate::catalog::{FileId, TreeChanges, ROOT_INO};
 use crate::fields::{FileFields, FileInfo};
+use crate::synth::TagEdit;
 use crate::template::{sanitize_component, with_suffix, MAX_NAME_BYTES as NAME_MAX};
 use rusqlite::{params, Connection};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use xxhash_rust::xxh3::xxh3_64;
 
 /// The `meta` key holding the source of the template the tree was built with.
@@ -170,6 +171,10 @@ pub(crate) fn sync(
 /// Tags of the files to render come from one ordered scan of `tags` merged
 /// with the files on file id when many files need rendering (a first sync,
 /// a template change), or from point queries when few do (live changes).
+/// Overlay edits are few: the files that have any are listed once, and
+/// only theirs are read, by point query, and merged in.
+///
+/// A file whose splice is valid for its stamp is shown at the plan's size.
 fn render_all(conn: &Connection, render: &mut Render<'_>) -> rusqlite::Result<Vec<Placed>> {
     let (total, missing): (i64, i64) = conn.query_row(
         "SELECT count(*), count(*) - (SELECT count(*) FROM rendered) FROM files",
@@ -179,11 +184,17 @@ fn render_all(conn: &Connection, render: &mut Render<'_>) -> rusqlite::Result<Ve
     let bulk_tags = missing * 8 > total;
     let mut files_stmt = conn.prepare(
         "SELECT f.id, f.origin_id, f.rel_path, f.size, f.mtime_ns, f.format, f.duration_ms,
-                f.bitrate, f.sample_rate, f.channels, f.bit_depth, r.path, f.dup_key, o.priority
+                f.bitrate, f.sample_rate, f.channels, f.bit_depth, r.path, f.dup_key, o.priority,
+                CASE WHEN s.size = f.size AND s.mtime_ns = f.mtime_ns THEN s.served_size END
          FROM files f LEFT JOIN rendered r ON r.file_id = f.id
               JOIN origins o ON o.id = f.origin_id
+              LEFT JOIN splices s ON s.file_id = f.id
          ORDER BY f.id",
     )?;
+    let edited: HashSet<FileId> = conn
+        .prepare("SELECT DISTINCT file_id FROM overlay")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
     let mut tags_scan =
         conn.prepare("SELECT file_id, key, value FROM tags ORDER BY file_id, idx")?;
     let mut tags_of =
@@ -220,12 +231,15 @@ fn render_all(conn: &Connection, render: &mut Render<'_>) -> rusqlite::Result<Ve
         let components = match cached {
             Some(components) => components,
             None => {
-                let tags = match &mut tag_rows {
+                let mut tags = match &mut tag_rows {
                     Some(rows) => merge_tags(rows, &mut pending_tag, info.id)?,
                     None => tags_of
                         .query_map([info.id], |r| Ok((r.get(0)?, r.get(1)?)))?
                         .collect::<rusqlite::Result<Vec<_>>>()?,
                 };
+                if edited.contains(&info.id) {
+                    tags = merge_overlay(tags, &overlay_edits(conn, info.id)?);
+                }
                 let components = render_one(&info, &tags, &ext, render);
                 newly_rendered.push((info.id, components.join("/")));
                 components
@@ -235,6 +249,11 @@ fn render_all(conn: &Connection, render: &mut Render<'_>) -> rusqlite::Result<Ve
         identity_src.extend_from_slice(&info.rel_path);
         let dup_key: Option<i64> = row.get(12)?;
         let priority: i64 = row.get(13)?;
+        // A splice computed from other bytes than the file's now is stale:
+        // the original is served as it is until the plan is redone.
+        let served_size = row
+            .get::<_, Option<i64>>(14)?
+            .map_or(info.size, |s| s.max(0) as u64);
         placed.push(Placed {
             file_id: info.id,
             origin_id: info.origin_id,
@@ -243,7 +262,7 @@ fn render_all(conn: &Connection, render: &mut Render<'_>) -> rusqlite::Result<Ve
             identity: xxh3_64(&identity_src),
             ext,
             components,
-            size: info.size,
+            size: served_size,
             mtime_ns: info.mtime_ns,
         });
     }
@@ -312,6 +331,61 @@ fn merge_tags(
         }
     }
     Ok(tags)
+}
+
+/// A file's overlay edits, by key (a removed key has no values).
+pub(crate) fn overlay_edits(conn: &Connection, id: FileId) -> rusqlite::Result<Vec<TagEdit>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT key, value FROM overlay WHERE file_id = ?1 ORDER BY key, idx")?;
+    let mut rows = stmt.query([id])?;
+    let mut edits: Vec<TagEdit> = Vec::new();
+    while let Some(row) = rows.next()? {
+        let key: String = row.get(0)?;
+        let value: Option<String> = row.get(1)?;
+        if edits.last().is_none_or(|e| e.key != key) {
+            edits.push(TagEdit {
+                key,
+                values: Vec::new(),
+            });
+        }
+        if let (Some(value), Some(edit)) = (value, edits.last_mut()) {
+            edit.values.push(value);
+        }
+    }
+    Ok(edits)
+}
+
+/// Scanned tags with `edits` applied: an edited key's values take the
+/// place of its first scanned value (its later ones go), a removed key is
+/// gone, and keys the file did not have follow in the edits' order. The
+/// order of everything else is kept, so a rendered path only changes
+/// where a tag did.
+pub(crate) fn merge_overlay(
+    scanned: Vec<(String, String)>,
+    edits: &[TagEdit],
+) -> Vec<(String, String)> {
+    if edits.is_empty() {
+        return scanned;
+    }
+    let edit_of = |key: &str| edits.iter().find(|e| e.key == key);
+    let mut placed: HashSet<&str> = HashSet::new();
+    let mut out = Vec::with_capacity(scanned.len() + edits.len());
+    for (key, value) in scanned {
+        match edit_of(&key) {
+            None => out.push((key, value)),
+            Some(edit) => {
+                if placed.insert(edit.key.as_str()) {
+                    out.extend(edit.values.iter().map(|v| (edit.key.clone(), v.clone())));
+                }
+            }
+        }
+    }
+    for edit in edits {
+        if placed.insert(edit.key.as_str()) {
+            out.extend(edit.values.iter().map(|v| (edit.key.clone(), v.clone())));
+        }
+    }
+    out
 }
 
 /// Renders one file, re-checking every component: the template engine
@@ -565,6 +639,46 @@ fn apply(conn: &Connection, wanted: &[Wanted]) -> rusqlite::Result<TreeChanges> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+        p.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn overlay_replaces_in_place_removes_and_appends() {
+        let scanned = pairs(&[
+            ("artist", "A"),
+            ("genre", "Rock"),
+            ("title", "T"),
+            ("genre", "Pop"),
+            ("comment", "c"),
+        ]);
+        let edit = |k: &str, v: &[&str]| TagEdit {
+            key: k.into(),
+            values: v.iter().map(|s| s.to_string()).collect(),
+        };
+        let got = merge_overlay(
+            scanned.clone(),
+            &[
+                edit("comment", &[]),
+                edit("genre", &["Jazz"]),
+                edit("mood", &["calm", "slow"]),
+            ],
+        );
+        assert_eq!(
+            got,
+            pairs(&[
+                ("artist", "A"),
+                ("genre", "Jazz"),
+                ("title", "T"),
+                ("mood", "calm"),
+                ("mood", "slow"),
+            ])
+        );
+        assert_eq!(merge_overlay(scanned.clone(), &[]), scanned);
+    }
 
     #[test]
     fn name_validity() {
