@@ -3,7 +3,6 @@
 //! - [`Catalog`]: SQLite (WAL, versioned schema with migrations) holding
 //!   origins, files, tags, audio properties, scan errors and the persistent
 //!   virtual tree whose node ids are the FUSE inode numbers.
-//! - [`art`]: embedded cover art and bounded-size JPEG renditions.
 //! - [`scan`]: reads tags and audio properties with lofty and finds where the
 //!   audio body starts; never panics on bad input.
 //! - [`synth`]: synthesized tag headers for files whose tags were edited.
@@ -13,14 +12,12 @@
 //! connections (WAL lets them run beside the writer), writers share one
 //! connection behind a mutex.
 
-pub mod art;
 pub mod beets;
 mod catalog;
 mod error;
 mod fields;
 mod identity;
 pub mod scan;
-pub mod search;
 mod schema;
 pub mod synth;
 pub mod template;
