@@ -186,8 +186,11 @@ impl Comments {
                     continue;
                 }
             }
-            self.fields
-                .retain(|(n, _)| !names.iter().any(|m| m.eq_ignore_ascii_case(n)));
+            let key = edit.key.to_ascii_lowercase();
+            self.fields.retain(|(n, _)| {
+                let of = canonical_key(n);
+                of != key && !(is_year && of == "date")
+            });
             for value in &edit.values {
                 self.fields.push((names[0].clone(), value.clone()));
             }
