@@ -882,6 +882,7 @@ fn file_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<FileRecord> {
     })
 }
 
+pub(crate) mod collections;
 mod overlay;
 
 #[cfg(test)]
