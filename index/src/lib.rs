@@ -18,6 +18,7 @@ mod error;
 mod fields;
 mod identity;
 pub mod scan;
+pub mod search;
 mod schema;
 pub mod synth;
 pub mod template;
