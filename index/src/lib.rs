@@ -3,6 +3,7 @@
 //! - [`Catalog`]: SQLite (WAL, versioned schema with migrations) holding
 //!   origins, files, tags, audio properties, scan errors and the persistent
 //!   virtual tree whose node ids are the FUSE inode numbers.
+//! - [`art`]: embedded cover art and bounded-size JPEG renditions.
 //! - [`scan`]: reads tags and audio properties with lofty and finds where the
 //!   audio body starts; never panics on bad input.
 //! - [`synth`]: synthesized tag headers for files whose tags were edited.
@@ -12,6 +13,7 @@
 //! connections (WAL lets them run beside the writer), writers share one
 //! connection behind a mutex.
 
+pub mod art;
 pub mod beets;
 mod catalog;
 mod error;
