@@ -302,6 +302,8 @@ fn run_inner(config: &Config, req: &MountRequest, ready: &mut Option<Ready>) -> 
     let cache = Arc::new(CacheSlot::default());
     cache.set_seeds(scanner.seeds().clone());
     let library = Arc::new(crate::library::DaemonLibrary::new(catalog.clone()));
+    // Opens the search index off the mount's path and keeps it in step.
+    crate::search::start_sync(&library);
     let mounted = musicfs_fusefs::mount_library(
         catalog.clone(),
         table.clone(),

@@ -7,28 +7,55 @@ use std::sync::Arc;
 
 pub struct DaemonLibrary {
     pub catalog: Arc<Catalog>,
+    /// The search index (opened and kept in step by `search::start_sync`).
+    pub search: crate::search::SearchSlot,
+    /// Open handles and the play log behind Recently/Most Played.
+    plays: crate::search::PlayLog,
 }
 
 impl DaemonLibrary {
     pub fn new(catalog: Arc<Catalog>) -> DaemonLibrary {
-        DaemonLibrary { catalog }
+        DaemonLibrary {
+            search: crate::search::SearchSlot::default(),
+            plays: crate::search::PlayLog::new(catalog.clone()),
+            catalog,
+        }
     }
 }
 
 impl Library for DaemonLibrary {
-    fn search(&self, _query: &str, _limit: usize) -> Result<Vec<FileId>, String> {
-        Ok(Vec::new())
+    fn search(&self, query: &str, limit: usize) -> Result<Vec<FileId>, String> {
+        let index = self
+            .search
+            .index()
+            .ok_or_else(|| "the search index is still opening".to_string())?;
+        let (hits, _) = index.search(query, limit).map_err(|e| e.to_string())?;
+        Ok(hits.into_iter().map(|(id, _)| id).collect())
     }
     fn collections(&self) -> Vec<String> {
-        Vec::new()
+        crate::search::all_collections(self)
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect()
     }
-    fn collection(&self, _name: &str, _limit: usize) -> Option<Vec<FileId>> {
-        None
+    fn collection(&self, name: &str, limit: usize) -> Option<Vec<FileId>> {
+        let found = crate::search::find_collection(self, name)?;
+        match crate::search::resolve(self, &found, limit) {
+            Ok((ids, _)) => Some(ids),
+            Err(e) => {
+                tracing::warn!(name, "listing a collection: {e}");
+                Some(Vec::new())
+            }
+        }
     }
     fn cover(&self, _dir: u64, _size: CoverSize) -> Option<Arc<[u8]>> {
         None
     }
     fn prefetch(&self, _files: Vec<FileId>) {}
-    fn opened(&self, _file: FileId) {}
-    fn released(&self, _file: FileId, _bytes_read: u64) {}
+    fn opened(&self, file: FileId) {
+        self.plays.opened(file);
+    }
+    fn released(&self, file: FileId, bytes_read: u64) {
+        self.plays.released(file, bytes_read);
+    }
 }
