@@ -13,5 +13,6 @@ mod overlay;
 mod readonly;
 mod reads;
 mod remote;
+mod search;
 mod surface;
 mod tree;
