@@ -13,7 +13,9 @@
 //! The served file is the original with `moov` replaced: every box before
 //! and after it is served from the original bytes, the new `moov` from
 //! memory. Items nobody edited are carried over byte for byte (`covr`
-//! included). When `moov` changes size and `mdat` follows it, either the
+//! included). A `free` box of padding inside `udta/meta` takes up the
+//! size change first, so the file keeps its size. When `moov` still
+//! changes size and `mdat` follows it, either the
 //! `free`/`skip` box right after `moov` absorbs the difference (nothing
 //! else moves), or every chunk offset (`stco`/`co64` in every `trak`)
 //! pointing past the old `moov` is shifted. A 32-bit `stco` entry that
@@ -311,6 +313,9 @@ pub(super) fn plan(o: Original<'_>, src: &mut dyn ReadAt, edits: &[TagEdit]) -> 
     drop(payload);
     apply_edits(ilst_of(&mut moov)?, edits)?;
 
+    let grown = moov.len() as i64 - old.len as i64;
+    absorb_in_meta(&mut moov, grown);
+
     let old_end = old.offset + old.len;
     let delta = moov.len() as i64 - old.len as i64;
     let next = boxes.get(moov_index + 1);
@@ -402,6 +407,34 @@ fn ilst_of(moov: &mut Atom) -> Result<&mut Vec<Atom>> {
     meta.child_mut(b"ilst")
         .and_then(Atom::children_mut)
         .ok_or_else(|| err("'ilst' is not a container"))
+}
+
+/// Lets a `free`/`skip` box inside `udta/meta` (where taggers such as
+/// mutagen leave padding) take up a `moov` size change of `delta`, so the
+/// served file keeps the original's size and media servers do not see a
+/// changed file. Leaves everything as it is when the padding is too small.
+fn absorb_in_meta(moov: &mut Atom, delta: i64) {
+    if delta == 0 {
+        return;
+    }
+    let padding = moov
+        .child_mut(b"udta")
+        .and_then(|a| a.child_mut(b"meta"))
+        .and_then(Atom::children_mut)
+        .and_then(|c| {
+            c.iter_mut()
+                .find(|a| &a.kind == b"free" || &a.kind == b"skip")
+        });
+    if let Some(Atom {
+        body: Body::Leaf(payload),
+        ..
+    }) = padding
+    {
+        if let Ok(len) = usize::try_from(payload.len() as i64 - delta) {
+            // Padding is zeros whatever the original held there.
+            *payload = vec![0; len];
+        }
+    }
 }
 
 /// Adds `delta` to every chunk offset at or after `from`, in every `trak`.

@@ -135,6 +135,40 @@ fn free_box_after_moov_absorbs_a_smaller_moov() {
 }
 
 #[test]
+fn padding_inside_meta_keeps_the_file_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = encode(dir.path(), "x.m4a", "aac", &["-movflags", "+faststart"]);
+    // mutagen leaves a free box of padding after ilst.
+    mutagen(&f, "f['\\xa9nam'] = ['Old']; f.save()");
+    let edits = [
+        edit("title", &["A longer title than before"]),
+        edit("genre", &["Jazz"]),
+    ];
+    let plan = synthesize(&f, "m4a", &edits).unwrap();
+    assert_eq!(plan.len(), std::fs::metadata(&f).unwrap().len());
+    assert!(
+        matches!(
+            plan.segments.as_slice(),
+            [
+                Segment::Original { offset: 0, .. },
+                Segment::Bytes(_),
+                Segment::Original { .. }
+            ]
+        ),
+        "{:?}",
+        plan.segments
+    );
+    let out = served(dir.path(), &f, &plan, "served.m4a");
+    assert_eq!(decode_errors(&out), "");
+    assert_eq!(pcm(&out), pcm(&f));
+    assert_eq!(
+        lofty_get(&out, ItemKey::TrackTitle),
+        ["A longer title than before"]
+    );
+    assert_eq!(lofty_get(&out, ItemKey::Genre), ["Jazz"]);
+}
+
+#[test]
 fn missing_udta_is_created() {
     let dir = tempfile::tempdir().unwrap();
     let f = encode(dir.path(), "x.m4a", "aac", &[]);
