@@ -240,9 +240,12 @@ fn same_values(key: &str, current: &[&str], wanted: &[String]) -> bool {
         return true;
     }
     // A single-valued beets field shows the first of a file's values
-    // (mediafile reads one), or all of them joined.
+    // (mediafile reads one), or all of them joined: with "; ", or with
+    // the NULs ID3v2.4 and Vorbis values carry, which the scanner splits.
     wanted.len() == 1
-        && (current.first() == Some(&wanted[0].as_str()) || current.join("; ") == wanted[0])
+        && (current.first() == Some(&wanted[0].as_str())
+            || current.join("; ") == wanted[0]
+            || current.join("\0") == wanted[0])
 }
 
 /// Matches beets items to catalogued files of local origins by path.

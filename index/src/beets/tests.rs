@@ -5,9 +5,11 @@ use crate::catalog::Stamp;
 use crate::scan::{AudioProps, ScannedFile};
 use std::path::PathBuf;
 
-/// A beets-like `library.db` at `dir/library.db` with `rows` of
-/// `(path, title, artist, album, track, year, genres, comp)`.
-fn beets_db(dir: &Path, rows: &[(&[u8], &str, &str, &str, i64, i64, &str, i64)]) -> PathBuf {
+/// `(path, title, artist, album, track, year, genres, comp)` of an item.
+type Row<'a> = (&'a [u8], &'a str, &'a str, &'a str, i64, i64, &'a str, i64);
+
+/// A beets-like `library.db` at `dir/library.db` with `rows`.
+fn beets_db(dir: &Path, rows: &[Row<'_>]) -> PathBuf {
     let db = dir.join("library.db");
     let conn = Connection::open(&db).expect("create");
     conn.execute_batch(
@@ -113,6 +115,7 @@ fn numbers_compare_as_numbers_and_lists_in_order() {
     // beets shows the first of a multi-valued tag in a single field.
     assert!(same_values("artist", &["A", "B"], &["A".into()]));
     assert!(!same_values("artist", &["A"], &["B".into()]));
+    assert!(same_values("title", &["Ti", "tle"], &["Ti\0tle".into()]));
 }
 
 fn scanned(tags: &[(&str, &str)]) -> ScannedFile {

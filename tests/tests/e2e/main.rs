@@ -3,6 +3,7 @@
 //! read the mount. Each test has its own tempdir, catalog, socket and log.
 //! They skip, saying so, only when /dev/fuse or fusermount3 is absent.
 
+mod beets;
 mod cache;
 mod lifecycle;
 mod live;
