@@ -268,7 +268,7 @@ fn top_level_boxes(src: &mut dyn ReadAt, size: u64) -> Result<Vec<TopBox>> {
         if avail < 8 {
             return Err(err(format!("truncated box header at byte {pos}")));
         }
-        read_into(src, pos, &mut h[..avail])?;
+        super::read_exact(src, pos, &mut h[..avail], "box header")?;
         let kind = [h[4], h[5], h[6], h[7]];
         let (header, len) = match be32(&h[0..4]) {
             0 => (8, size - pos),
@@ -308,7 +308,7 @@ pub(super) fn plan(o: Original<'_>, src: &mut dyn ReadAt, edits: &[TagEdit]) -> 
         )));
     }
     let mut payload = vec![0u8; (old.len - old.header) as usize];
-    read_into(src, old.offset + old.header, &mut payload)?;
+    super::read_exact(src, old.offset + old.header, &mut payload, "moov")?;
     let mut moov = parse_atom(*b"moov", &payload, 0)?;
     drop(payload);
     apply_edits(ilst_of(&mut moov)?, edits)?;
@@ -737,23 +737,6 @@ fn pair_of(item: &Atom) -> Option<(u16, u16)> {
         u16::from_be_bytes([v[2], v[3]]),
         u16::from_be_bytes([v[4], v[5]]),
     ))
-}
-
-fn read_into(src: &mut dyn ReadAt, offset: u64, buf: &mut [u8]) -> Result<()> {
-    let mut got = 0;
-    while got < buf.len() {
-        let n = src
-            .read_at(offset + got as u64, &mut buf[got..])
-            .map_err(|e| Error::Io {
-                context: format!("reading the MP4 original at byte {}", offset + got as u64),
-                source: e,
-            })?;
-        if n == 0 {
-            return Err(err("the original is shorter than the catalog says"));
-        }
-        got += n;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -411,7 +411,7 @@ fn page_starts(src: &mut dyn ReadAt, start: u64, end: u64, serial: u32) -> Resul
         let mut h = [0u8; 27 + 255];
         let avail = (end - pos).min(h.len() as u64) as usize;
         let h = &mut h[..avail];
-        read_into(src, pos, h)?;
+        super::read_exact(src, pos, h, "Ogg page header")?;
         if avail < 4 || &h[0..4] != b"OggS" {
             if starts.is_empty() {
                 return Err(err(format!("no page at byte {pos}")));
@@ -499,25 +499,8 @@ pub(super) fn read_renumbered(
 
 fn read_fully(src: &mut dyn ReadAt, offset: u64, len: usize) -> Result<Vec<u8>> {
     let mut buf = vec![0u8; len];
-    read_into(src, offset, &mut buf)?;
+    super::read_exact(src, offset, &mut buf, "Ogg header pages")?;
     Ok(buf)
-}
-
-fn read_into(src: &mut dyn ReadAt, offset: u64, buf: &mut [u8]) -> Result<()> {
-    let mut got = 0;
-    while got < buf.len() {
-        let n = src
-            .read_at(offset + got as u64, &mut buf[got..])
-            .map_err(|e| Error::Io {
-                context: format!("reading the Ogg original at byte {}", offset + got as u64),
-                source: e,
-            })?;
-        if n == 0 {
-            return Err(err("the original is shorter than the catalog says"));
-        }
-        got += n;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
