@@ -119,6 +119,9 @@ pub struct SearchIndex {
     analyzer: tantivy::tokenizer::TextAnalyzer,
     writer_options: WriterOptions,
     state: Mutex<SyncState>,
+    /// A copy of `state.version` readable while a sync holds `state` (a
+    /// sync of a large catalog takes seconds; readers must not wait).
+    published: Mutex<Option<String>>,
 }
 
 impl SearchIndex {
@@ -173,6 +176,7 @@ impl SearchIndex {
             fields,
             analyzer: schema::folded(),
             writer_options: WriterOptions::default(),
+            published: Mutex::new(version.clone()),
             state: Mutex::new(SyncState {
                 version,
                 fingerprints: HashMap::new(),
@@ -232,7 +236,10 @@ impl SearchIndex {
 
     /// The catalog `files_version` the index reflects, if it was ever synced.
     pub fn indexed_version(&self) -> Option<String> {
-        self.lock_state().version.clone()
+        self.published
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Brings the index in step with the catalog; see the module docs.
@@ -300,6 +307,7 @@ impl SearchIndex {
         report.files = new.len() as u64;
         state.fingerprints = new;
         state.version = Some(version);
+        *self.published.lock().unwrap_or_else(|p| p.into_inner()) = state.version.clone();
         report.took = started.elapsed();
         Ok(report)
     }
@@ -321,6 +329,7 @@ impl SearchIndex {
                 .map_err(index_err(format!("clearing {}", self.dir.display())))?;
             state.fingerprints.clear();
             state.version = None;
+            *self.published.lock().unwrap_or_else(|p| p.into_inner()) = None;
         }
         self.sync()
     }
