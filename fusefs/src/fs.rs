@@ -11,6 +11,7 @@ use crate::library::Library;
 use crate::passthrough::{open_local, Failure, Passthrough};
 use crate::remote::{RemoteFiles, StoreSource};
 use crate::tree::Tree;
+use crate::virt::{self, Missing, Plays, Virtual};
 use crate::xattr;
 use crate::{FsConfig, FsStats, OriginTable};
 use fuser::{
@@ -49,8 +50,11 @@ pub(crate) struct MusicFs {
     counts: Mutex<Option<(Instant, Counts)>>,
     remote: Arc<RemoteFiles>,
     /// Search, collections, covers, prefetch, play log.
-    #[allow(dead_code)] // the virtual folders use it
     library: Arc<dyn Library>,
+    /// `/.search`, `/.collections`, `/.prefetch` and cover files.
+    virt: Virtual,
+    /// Track handles, for the play log.
+    plays: Plays,
 }
 
 impl MusicFs {
@@ -69,7 +73,10 @@ impl MusicFs {
             stats.clone(),
             cache,
         ));
+        library.attach(crate::Prefetcher::new(remote.clone()));
         MusicFs {
+            virt: Virtual::new(tree.clone(), library.clone()),
+            plays: Plays::default(),
             library,
             remote,
             tree,
@@ -100,10 +107,23 @@ impl MusicFs {
     }
 
     fn node(&self, op: &str, ino: u64) -> Result<Node, Errno> {
-        match self.tree.node(ino) {
+        let found = if virt::is_virtual(ino) {
+            self.virt.node(ino)
+        } else {
+            self.tree.node(ino).map_err(Error::from)
+        };
+        match found {
             Ok(Some(node)) => Ok(node),
             Ok(None) => Err(Errno::ENOENT),
-            Err(e) => Err(self.fail(op, ino, e.into())),
+            Err(e) => Err(self.fail(op, ino, e)),
+        }
+    }
+
+    fn missing(&self, op: &str, ino: u64, why: Missing) -> Errno {
+        match why {
+            Missing::NotFound => Errno::ENOENT,
+            Missing::BadQuery => Errno::EINVAL,
+            Missing::Failed(e) => self.fail(op, ino, e),
         }
     }
 
@@ -121,6 +141,12 @@ impl MusicFs {
         offset: u64,
         mut add: impl FnMut(&Node, u64, &[u8]) -> bool,
     ) -> Result<(), Errno> {
+        if virt::is_virtual(ino) {
+            return self
+                .virt
+                .list(ino, offset, add)
+                .map_err(|why| self.missing(op, ino, why));
+        }
         let dir = self.node(op, ino)?;
         if dir.kind != NodeKind::Dir {
             return Err(Errno::ENOTDIR);
@@ -151,9 +177,19 @@ impl MusicFs {
                 after = child.ino;
             }
             if batch.len() < READDIR_BATCH {
+                break;
+            }
+        }
+        // Then the virtual entries (dot folders, covers), cookies above
+        // every child's.
+        let extras = self.virt.extras(&dir).map_err(|e| self.fail(op, ino, e))?;
+        for (i, node) in extras.iter().enumerate() {
+            let cookie = virt::EXTRA_COOKIE + i as u64;
+            if cookie > offset && add(node, cookie, &node.name) {
                 return Ok(());
             }
         }
+        Ok(())
     }
 
     /// Opens the bytes behind a file node: the source for daemon reads, and
@@ -304,10 +340,32 @@ impl Filesystem for MusicFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        match self.tree.lookup(parent.0, name.as_bytes()) {
+        let name = name.as_bytes();
+        if virt::is_virtual(parent.0) {
+            return match self.virt.lookup(parent.0, name) {
+                // `.prefetch` entries: every stat must come back to us.
+                Ok(node) if virt::is_mirror(parent.0) => {
+                    reply.entry(&Duration::ZERO, &self.attr(&node), Generation(0))
+                }
+                Ok(node) => reply.entry(&self.ttl, &self.attr(&node), Generation(0)),
+                Err(why) => reply.error(self.missing("lookup", parent.0, why)),
+            };
+        }
+        let found = match self.tree.lookup(parent.0, name) {
+            Ok(None) => self
+                .tree
+                .node(parent.0)
+                .map_err(Error::from)
+                .and_then(|dir| match dir {
+                    Some(dir) if dir.kind == NodeKind::Dir => self.virt.lookup_extra(&dir, name),
+                    _ => Ok(None),
+                }),
+            other => other.map_err(Error::from),
+        };
+        match found {
             Ok(Some(node)) => reply.entry(&self.ttl, &self.attr(&node), Generation(0)),
             Ok(None) => reply.error(Errno::ENOENT),
-            Err(e) => reply.error(self.fail("lookup", parent.0, e.into())),
+            Err(e) => reply.error(self.fail("lookup", parent.0, e)),
         }
     }
 
@@ -326,6 +384,10 @@ impl Filesystem for MusicFs {
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         match self.node("opendir", ino.0) {
+            // Result folders change with every search: no cached listing.
+            Ok(node) if node.kind == NodeKind::Dir && virt::is_virtual(ino.0) => {
+                reply.opened(FileHandle(0), FopenFlags::empty())
+            }
             // Listings only change with a tree sync, which invalidates the
             // directory: let the kernel cache them.
             Ok(node) if node.kind == NodeKind::Dir => reply.opened(
@@ -382,6 +444,12 @@ impl Filesystem for MusicFs {
         let owner = self.owner;
         let result = self.list("readdirplus", ino.0, offset, |node, cookie, name| {
             let attr = node_attr(node, owner);
+            // `.prefetch` entries: a later stat must come back to us.
+            let ttl = if virt::is_mirror(node.ino) {
+                Duration::ZERO
+            } else {
+                ttl
+            };
             reply.add(
                 INodeNo(node.ino),
                 cookie,
@@ -401,6 +469,12 @@ impl Filesystem for MusicFs {
         if flags.0 & libc::O_ACCMODE != libc::O_RDONLY || flags.0 & libc::O_TRUNC != 0 {
             reply.error(Errno::EROFS);
             return;
+        }
+        if virt::is_virtual(ino.0) {
+            return match self.virt.open(ino.0) {
+                Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+                Err(why) => reply.error(self.missing("open", ino.0, why)),
+            };
         }
         let node = match self.node("open", ino.0) {
             Ok(node) if node.kind == NodeKind::File => node,
@@ -428,6 +502,13 @@ impl Filesystem for MusicFs {
             }
         });
         self.stats.open_handles.fetch_add(1, Ordering::Relaxed);
+        if let Some(file) = node.file_id {
+            let fh = match &opened {
+                Opened::Passthrough { fh, .. } | Opened::Daemon { fh } => *fh,
+            };
+            self.plays.opened(fh, file);
+            self.library.opened(file);
+        }
         match opened {
             Opened::Passthrough { fh, backing } => {
                 self.stats.passthrough_opens.fetch_add(1, Ordering::Relaxed);
@@ -453,6 +534,12 @@ impl Filesystem for MusicFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        if fh.0 & virt::VIRT != 0 {
+            return match self.virt.read(fh.0, offset, size) {
+                Some(bytes) => reply.data(&bytes),
+                None => reply.error(Errno::EBADF),
+            };
+        }
         let Some(source) = self.open.source(fh.0) else {
             tracing::error!(
                 ino = ino.0,
@@ -467,6 +554,7 @@ impl Filesystem for MusicFs {
             Ok(n) => {
                 self.stats.reads.fetch_add(1, Ordering::Relaxed);
                 self.stats.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
+                self.plays.read(fh.0, n as u64);
                 reply.data(&buf[..n]);
             }
             Err(e) => reply.error(self.fail("read", ino.0, e)),
@@ -494,8 +582,15 @@ impl Filesystem for MusicFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        if fh.0 & virt::VIRT != 0 {
+            self.virt.release(fh.0);
+            return reply.ok();
+        }
         if self.open.release(fh.0) {
             self.stats.open_handles.fetch_sub(1, Ordering::Relaxed);
+        }
+        if let Some((file, bytes)) = self.plays.released(fh.0) {
+            self.library.released(file, bytes);
         }
         reply.ok();
     }

@@ -22,11 +22,14 @@ mod remote;
 mod session;
 pub mod testutil;
 pub mod tree;
+mod virt;
 mod xattr;
 
 pub use error::{Error, Result};
 pub use library::{CoverSize, Library, NoLibrary};
-pub use remote::{RemoteConfig, Seed, StoreSource};
+pub use remote::{
+    PrefetchBudget, PrefetchError, Prefetched, Prefetcher, RemoteConfig, Seed, StoreSource,
+};
 pub use session::Mounted;
 pub use tree::Tree;
 

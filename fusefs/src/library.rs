@@ -40,6 +40,10 @@ pub trait Library: Send + Sync + 'static {
     fn cover(&self, _dir: u64, _size: CoverSize) -> Option<Arc<[u8]>> {
         None
     }
+    /// The mount hands over its prefetcher once, before serving any
+    /// request, so prefetches fill the same per-file state (and respect
+    /// the same pins) as the mount's reads.
+    fn attach(&self, _prefetcher: crate::Prefetcher) {}
     /// Prefetch these files into the chunk cache in the background.
     fn prefetch(&self, _files: Vec<FileId>) {}
     /// A track was opened (for reading its bytes, through any path).

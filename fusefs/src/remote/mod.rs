@@ -24,6 +24,7 @@ mod delta;
 mod export;
 mod fetch;
 mod fill;
+mod prefetch;
 mod read;
 mod recipe;
 #[cfg(test)]
@@ -37,6 +38,8 @@ use fetch::{Candidate, Candidates};
 use musicfs_blockcache::{CdcParams, ChunkId, ChunkStore};
 use musicfs_index::{FileId, FileRecord, OriginId, Stamp};
 use recipe::FileRecipe;
+
+pub use prefetch::{PrefetchBudget, PrefetchError, Prefetched, Prefetcher};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
