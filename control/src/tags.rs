@@ -142,8 +142,12 @@ pub async fn apply_edits(
         let mut planned = Vec::with_capacity(changes.len());
         for (id, edits) in changes {
             let record = record_of(catalog, id)?;
-            refuse_unsupported(catalog, &record)?;
             let merged = merge(catalog.overlay(id).map_err(internal)?, &edits);
+            if merged.is_empty() {
+                // Nothing edited, nothing to serve differently.
+                continue;
+            }
+            refuse_unsupported(catalog, &record)?;
             let plan = plan_for(catalog, targets, &record, &merged).map_err(|e| {
                 Status::invalid_argument(format!("{}: {e}", describe(catalog, &record)))
             })?;

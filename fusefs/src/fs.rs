@@ -206,6 +206,46 @@ impl MusicFs {
             ino: node.ino,
             file_id,
         })?;
+        // An edited file is served through its plan, never passed through
+        // (the kernel would read the original's bytes).
+        let Some(plan) = self.tree.splice(file_id)? else {
+            return self.open_original(node, &record, true);
+        };
+        let stale = |what: String| Error::Open {
+            path: String::from_utf8_lossy(&node.name).into_owned().into(),
+            source: std::io::Error::other(format!("{what}; the tree is stale")),
+        };
+        if plan.len() != node.size {
+            return Err(stale(format!(
+                "synthesized layout of file {file_id} is {} bytes, the tree says {}",
+                plan.len(),
+                node.size
+            )));
+        }
+        let (base, _, path) = self.open_original(node, &record, false)?;
+        if let Source::File { file, .. } = &base {
+            // The plan points into the original as scanned; another
+            // original would be served as garbage.
+            let len = file.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
+            if len != record.stamp.size {
+                return Err(stale(format!(
+                    "original of file {file_id} is {len} bytes, the catalog says {}",
+                    record.stamp.size
+                )));
+            }
+        }
+        let base = Box::new(base);
+        Ok((Source::Spliced { plan, base }, false, path))
+    }
+
+    /// Opens a file's original bytes; `unspliced` = they are the served
+    /// bytes (no overlay), so the source may pass through.
+    fn open_original(
+        &self,
+        node: &Node,
+        record: &musicfs_index::FileRecord,
+        unspliced: bool,
+    ) -> Result<(Source, bool, Option<std::path::PathBuf>), Error> {
         let origin = self
             .origins
             .read()
@@ -216,8 +256,8 @@ impl MusicFs {
                 ino: node.ino,
                 origin_id: record.origin_id,
             })?;
-        // An overlay changes the served size; only untouched files qualify.
-        let untouched = node.size == record.stamp.size;
+        // An overlay changes the served bytes; only untouched files qualify.
+        let untouched = unspliced && node.size == record.stamp.size;
         match origin.local_path(&record.rel_path) {
             Some(path) => {
                 // The origin's own confined open when it has one (no symlink
@@ -252,7 +292,7 @@ impl MusicFs {
                 // passes through like a local one (only worth it when
                 // passthrough works: otherwise the store serves as well).
                 if untouched && self.passthrough.is_active() {
-                    if let Some((file, path)) = self.remote.export_for(&record) {
+                    if let Some((file, path)) = self.remote.export_for(record) {
                         return Ok((
                             Source::File {
                                 file,
@@ -263,7 +303,7 @@ impl MusicFs {
                         ));
                     }
                 }
-                let handle = self.remote.open(&record, node.ino)?;
+                let handle = self.remote.open(record, node.ino)?;
                 Ok((Source::Remote(handle), false, None))
             }
         }
