@@ -65,7 +65,7 @@ async fn run_import(
     let progress_tx = tx.clone();
     let (mut progress, changes) = tokio::task::spawn_blocking(move || {
         let internal = |e: musicfs_index::Error| Status::internal(e.to_string());
-        let matcher = Matcher::new(&catalog).map_err(internal)?;
+        let mut matcher = Matcher::new(&catalog).map_err(internal)?;
         let mut p = pb::ImportProgress {
             items_total: items.len() as u64,
             ..Default::default()

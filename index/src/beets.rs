@@ -1,8 +1,9 @@
 //! beets interop: reading a beets `library.db` and matching its items to
 //! catalogued files; the catalog-as-served rows an export is made of.
 //!
-//! beets keeps one row per track in `items`: `path` (bytes, absolute for
-//! files outside beets' own directory, as after `beet import -C`), text
+//! beets keeps one row per track in `items`: `path` (bytes; absolute for
+//! files outside beets' own directory, as after `beet import -C`, and in
+//! beets 2.x relative to that directory for files inside it), text
 //! columns where "" means unset, integer columns where 0 means unset, and
 //! in beets 2.x multi-valued columns (`genres`, `composers`, ...) joined
 //! with `\␀`. Only the columns a database has are read, so libraries of
@@ -254,7 +255,17 @@ pub struct Matcher<'a> {
     /// Absolute path (as the origin's location spells it, and
     /// canonicalized) → file.
     by_path: HashMap<Vec<u8>, FileId>,
+    /// beets' library directory, for the relative paths beets 2.x stores
+    /// for files inside it: not in the database (it is in beets' config),
+    /// so inferred from the first relative path found in the catalog.
+    beets_dir: Option<Vec<u8>>,
+    /// Linear searches left for inferring `beets_dir`.
+    inferences_left: u32,
 }
+
+/// How many unmatched relative paths may each cost a pass over every
+/// catalogued path before relative paths are given up on.
+const MAX_INFERENCES: u32 = 8;
 
 /// A matched item: the file and the edits that make it serve beets'
 /// values (empty when it already does).
@@ -286,7 +297,12 @@ impl<'a> Matcher<'a> {
                 }
             }
         }
-        Ok(Matcher { catalog, by_path })
+        Ok(Matcher {
+            catalog,
+            by_path,
+            beets_dir: None,
+            inferences_left: MAX_INFERENCES,
+        })
     }
 
     /// The file `item` describes, if catalogued, with the edits it needs.
@@ -296,7 +312,7 @@ impl<'a> Matcher<'a> {
     /// (an overlay equal to beets' value needs none: importing again
     /// changes nothing). A key beets sets back to the scanned value gets
     /// the scanned values as its edit.
-    pub fn match_item(&self, item: &BeetsItem) -> Result<Option<Match>> {
+    pub fn match_item(&mut self, item: &BeetsItem) -> Result<Option<Match>> {
         let Some(file) = self.lookup(&item.path) else {
             return Ok(None);
         };
@@ -336,14 +352,39 @@ impl<'a> Matcher<'a> {
         Ok(Some(Match { file, edits }))
     }
 
-    fn lookup(&self, path: &[u8]) -> Option<FileId> {
+    fn lookup(&mut self, path: &[u8]) -> Option<FileId> {
         use std::os::unix::ffi::{OsStrExt, OsStringExt};
+        if !path.starts_with(b"/") {
+            return self.lookup_relative(path);
+        }
         if let Some(&id) = self.by_path.get(path) {
             return Some(id);
         }
         let os = std::ffi::OsString::from_vec(path.to_vec());
         let canonical = std::fs::canonicalize(&os).ok()?;
         self.by_path.get(canonical.as_os_str().as_bytes()).copied()
+    }
+
+    /// A path relative to beets' library directory: joined to the
+    /// directory once known, else found by suffix (which teaches the
+    /// directory for the items after it).
+    fn lookup_relative(&mut self, rel: &[u8]) -> Option<FileId> {
+        if let Some(dir) = &self.beets_dir {
+            return self.by_path.get(&join(dir, rel)).copied();
+        }
+        if self.inferences_left == 0 || rel.is_empty() {
+            return None;
+        }
+        self.inferences_left -= 1;
+        let mut suffix = b"/".to_vec();
+        suffix.extend_from_slice(rel);
+        let (full, id) = self
+            .by_path
+            .iter()
+            .filter(|(full, _)| full.ends_with(&suffix))
+            .min_by(|a, b| a.0.cmp(b.0))?;
+        self.beets_dir = Some(full[..full.len() - suffix.len()].to_vec());
+        Some(*id)
     }
 }
 

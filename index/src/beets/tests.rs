@@ -201,7 +201,7 @@ fn matches_by_path_and_edits_only_what_differs() {
         ],
     );
     let items = read_library(&db).expect("read");
-    let matcher = Matcher::new(&cat).expect("matcher");
+    let mut matcher = Matcher::new(&cat).expect("matcher");
     let m = matcher.match_item(&items[0]).expect("match").expect("a");
     assert_eq!(m.file, a);
     assert_eq!(m.edits, vec![edit("album", &["New Album"])]);
@@ -261,4 +261,36 @@ fn served_files_list_virtual_paths_and_effective_tags() {
     );
     assert_eq!(rows[1].file, b);
     assert_eq!(rows[1].virtual_path.as_deref(), Some(&b"none/U.flac"[..]));
+}
+
+#[test]
+fn relative_paths_resolve_against_the_inferred_beets_directory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cat, a, b) = catalog(dir.path(), "/srv/music");
+    // beets 2.x stores paths inside its directory relative to it.
+    let db = beets_db(
+        dir.path(),
+        &[
+            (b"not/catalogued.flac", "X", "Y", "Z", 1, 2000, "", 0),
+            (b"sub/b.flac", "U", "A", "", 0, 0, "", 0),
+            (b"a.flac", "T", "A", "Al", 3, 2019, "", 0),
+            (b"b.flac", "U", "A", "", 0, 0, "", 0),
+        ],
+    );
+    let items = read_library(&db).expect("read");
+    let mut matcher = Matcher::new(&cat).expect("matcher");
+    assert_eq!(matcher.match_item(&items[0]).expect("match"), None);
+    let found = |m: Option<Match>| m.map(|m| m.file);
+    assert_eq!(
+        found(matcher.match_item(&items[1]).expect("match")),
+        Some(b)
+    );
+    assert_eq!(matcher.beets_dir.as_deref(), Some(&b"/srv/music"[..]));
+    assert_eq!(
+        found(matcher.match_item(&items[2]).expect("match")),
+        Some(a)
+    );
+    // Joined to the directory, not matched by suffix: "b.flac" is not
+    // "sub/b.flac".
+    assert_eq!(matcher.match_item(&items[3]).expect("match"), None);
 }
