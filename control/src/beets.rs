@@ -103,7 +103,7 @@ async fn run_import(
                 }
             }
             p.items_done += 1;
-            if p.items_done % PROGRESS_EVERY == 0 {
+            if p.items_done.is_multiple_of(PROGRESS_EVERY) {
                 let _ = progress_tx.blocking_send(Ok(p.clone()));
             }
         }
