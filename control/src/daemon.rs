@@ -304,6 +304,11 @@ fn run_inner(config: &Config, req: &MountRequest, ready: &mut Option<Ready>) -> 
     let library = Arc::new(crate::library::DaemonLibrary::new(catalog.clone()));
     // Opens the search index off the mount's path and keeps it in step.
     crate::search::start_sync(&library);
+    library.set_covers(crate::covers::Covers::new(
+        catalog.clone(),
+        table.clone(),
+        Some(&config.cache_dir),
+    ));
     let mounted = musicfs_fusefs::mount_library(
         catalog.clone(),
         table.clone(),

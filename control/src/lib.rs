@@ -5,6 +5,7 @@
 //! - [`cache`]: the chunk cache: opening, claiming, formatting, restoring;
 //! - [`config`]: the effective config and where it comes from;
 //! - [`cli`]: the `musicfs` command line;
+//! - [`covers`]: cover art for album folders, cached under `<cache_dir>/art`;
 //! - [`daemon`]: the mount daemon (`musicfs mount`);
 //! - [`detach`]: starting the daemon in the background;
 //! - [`origin_config`]: `[[origins]]` and building the origins they describe;
@@ -19,6 +20,7 @@ pub mod beets;
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod covers;
 pub mod daemon;
 pub mod detach;
 mod error;

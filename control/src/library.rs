@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 pub struct DaemonLibrary {
     pub catalog: Arc<Catalog>,
+    /// Cover art, set once the origins are known (`set_covers`).
+    covers: std::sync::OnceLock<crate::covers::Covers>,
     /// The search index (opened and kept in step by `search::start_sync`).
     pub search: crate::search::SearchSlot,
     /// Open handles and the play log behind Recently/Most Played.
@@ -19,7 +21,15 @@ impl DaemonLibrary {
             search: crate::search::SearchSlot::default(),
             plays: crate::search::PlayLog::new(catalog.clone()),
             catalog,
+            covers: std::sync::OnceLock::new(),
         }
+    }
+}
+
+impl DaemonLibrary {
+    /// Serves covers from `covers` (once; later calls are ignored).
+    pub fn set_covers(&self, covers: crate::covers::Covers) {
+        let _ = self.covers.set(covers);
     }
 }
 
@@ -48,8 +58,8 @@ impl Library for DaemonLibrary {
             }
         }
     }
-    fn cover(&self, _dir: u64, _size: CoverSize) -> Option<Arc<[u8]>> {
-        None
+    fn cover(&self, dir: u64, size: CoverSize) -> Option<Arc<[u8]>> {
+        self.covers.get()?.cover(dir, size)
     }
     fn prefetch(&self, _files: Vec<FileId>) {}
     fn opened(&self, file: FileId) {
