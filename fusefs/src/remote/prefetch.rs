@@ -148,7 +148,9 @@ impl Prefetcher {
         let result = (|| -> Result<Prefetched, Error> {
             let mut fetched = 0u64;
             let window = files.config.window();
-            for region in 0..state.recipe().regions.len() {
+            // Not in the `for` head: a guard there would live through the loop.
+            let regions = state.recipe().regions.len();
+            for region in 0..regions {
                 // Below the frontier: chunks evicted since are fetched again.
                 let missing: Vec<(ChunkId, u64, usize)> = {
                     let recipe = state.recipe();
