@@ -5,6 +5,7 @@
 
 mod beets;
 mod cache;
+mod covers;
 mod lifecycle;
 mod live;
 mod origin_s3;
