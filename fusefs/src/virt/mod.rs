@@ -394,10 +394,7 @@ impl Virtual {
                         if let Some(id) = child.file_id {
                             self.library.prefetch(vec![id]);
                         }
-                        Ok(Node {
-                            parent: parent,
-                            ..child
-                        })
+                        Ok(Node { parent, ..child })
                     }
                     NodeKind::Dir => {
                         let files = self.files_in(child.ino)?;
