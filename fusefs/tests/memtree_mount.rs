@@ -113,7 +113,18 @@ fn assert_tree_and_attrs(s: &Setup) {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     top.sort();
-    assert_eq!(top, ["Artist A", "Björk", "Empty"]);
+    // The root also lists the virtual dot folders, after the tree's entries.
+    assert_eq!(
+        top,
+        [
+            ".collections",
+            ".prefetch",
+            ".search",
+            "Artist A",
+            "Björk",
+            "Empty"
+        ]
+    );
     let album: Vec<String> = std::fs::read_dir(s.path("Artist A/Album One"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
