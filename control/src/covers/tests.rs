@@ -356,3 +356,42 @@ fn covers_memory_lru_stays_in_budget() {
     m.put((11, CoverSize::Medium), 7, None, Some(Instant::now()));
     assert!(m.get((11, CoverSize::Medium), 7).is_none());
 }
+
+/// A 3000×3000 embedded cover: first answer (extract and render all three
+/// renditions), from memory, and after a restart from disk.
+#[test]
+fn covers_timing_of_a_large_cover() {
+    if !tools_available() {
+        return;
+    }
+    let lib = Library::new();
+    let pics = lib._tmp.path().join("pics");
+    picture(&pics.join("big.jpg"), 3000, 3000, "teal");
+    track(
+        &lib.music.join("Big/01.flac"),
+        "Big",
+        1,
+        Some(&pics.join("big.jpg")),
+    );
+    lib.rescan();
+    let big = lib.album("Big");
+    let time = |covers: &Covers, size| {
+        let t = Instant::now();
+        let c = covers.cover(big, size).expect("a cover");
+        (t.elapsed(), c)
+    };
+    let covers = lib.covers(lib.table());
+    let (cold, thumb) = time(&covers, CoverSize::Thumbnail);
+    assert_eq!(dimensions(&thumb), (200, 200));
+    let (warm, _) = time(&covers, CoverSize::Thumbnail);
+    let restarted = lib.covers(lib.table());
+    let (disk, again) = time(&restarted, CoverSize::Thumbnail);
+    assert_eq!(again, thumb);
+    eprintln!(
+        "MEASURED cover 3000x3000: cold {cold:?}, memory {warm:?}, disk after restart {disk:?}"
+    );
+    assert!(
+        warm * 10 < cold && disk * 10 < cold,
+        "caches are not faster"
+    );
+}
