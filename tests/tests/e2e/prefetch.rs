@@ -141,8 +141,7 @@ fn prefetch_fills_the_cache_so_reads_fetch_nothing() {
     let one = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("01"))
-        .next()
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("01"))
         .expect("track 1");
     let mut f = std::fs::File::open(&one).unwrap();
     let mut head = [0u8; 4096];
