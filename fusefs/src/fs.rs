@@ -392,7 +392,8 @@ impl Filesystem for MusicFs {
             };
         }
         let found = match self.tree.lookup(parent.0, name) {
-            Ok(None) => self
+            // Only names a virtual entry can have cost a second query.
+            Ok(None) if virt::is_extra_name(name) => self
                 .tree
                 .node(parent.0)
                 .map_err(Error::from)

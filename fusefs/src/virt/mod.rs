@@ -108,6 +108,11 @@ pub(crate) fn is_mirror(ino: u64) -> bool {
     is_virtual(ino) && (ino & !VIRT) >> KIND_SHIFT == KIND_MIRROR
 }
 
+/// Whether a real directory may have a virtual entry named `name`.
+pub(crate) fn is_extra_name(name: &[u8]) -> bool {
+    DOT_FOLDERS.iter().any(|(n, _)| *n == name) || COVERS.iter().any(|(n, _)| *n == name)
+}
+
 /// What a virtual inode stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ino {

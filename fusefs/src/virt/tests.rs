@@ -163,6 +163,8 @@ fn virt_inodes_decode_and_stay_out_of_the_catalog_range() {
     );
     assert!(is_mirror(mirror_ino(77)) && !is_mirror(result_ino(77)));
     assert!(!is_virtual(123_456_789));
+    assert!(is_extra_name(b"cover.jpg") && is_extra_name(b".search"));
+    assert!(!is_extra_name(b"01 - Song.flac"));
     assert_eq!(decode(42), None);
 }
 
