@@ -133,7 +133,7 @@ impl Source {
         }
         xxhash_rust::xxh3::xxh3_128(&k)
     }
-    fn from_folder(&self) -> bool {
+    fn is_folder_image(&self) -> bool {
         matches!(self, Source::Folder { .. })
     }
 }
@@ -278,11 +278,19 @@ impl Disk {
     }
 }
 
+/// An image file beside the tracks.
+#[derive(Clone)]
+struct FolderImage {
+    name: Vec<u8>,
+    size: u64,
+    mtime_ns: i64,
+}
+
 /// A remote origin's folder images, from one listing.
 struct Listing {
     at: Instant,
     /// Directory (relative, no trailing `/`) → (file name, size, mtime).
-    images: HashMap<Vec<u8>, Vec<(Vec<u8>, u64, i64)>>,
+    images: HashMap<Vec<u8>, Vec<FolderImage>>,
 }
 
 /// The daemon's cover art: see the module docs.
@@ -404,7 +412,7 @@ impl Covers {
         let started = Instant::now();
         let (source, renditions) = self.find(tracks);
         let until = match &source {
-            Some(s) if !s.from_folder() => None,
+            Some(s) if !s.is_folder_image() => None,
             _ => Some(Instant::now() + FOLDER_RECHECK),
         };
         let mut memory = lock(&self.memory);
@@ -569,33 +577,34 @@ impl Covers {
             Some(i) => track.rel_path[..i].to_vec(),
             None => Vec::new(),
         };
-        let candidates: Vec<(Vec<u8>, u64, i64)> =
-            if let Some(path) = origin.local_path(&track.rel_path) {
-                let dir = path.parent()?;
-                local_images(dir)
-            } else {
-                self.listing(origin_id, &origin)?
-                    .images
-                    .get(&dir_rel)
-                    .cloned()
-                    .unwrap_or_default()
-            };
-        let (name, size, mtime_ns) = candidates
+        let candidates: Vec<FolderImage> = if let Some(path) = origin.local_path(&track.rel_path) {
+            let dir = path.parent()?;
+            local_images(dir)
+        } else {
+            self.listing(origin_id, &origin)?
+                .images
+                .get(&dir_rel)
+                .cloned()
+                .unwrap_or_default()
+        };
+        // Best name first; two spellings of one name (Cover.jpg and
+        // cover.jpg) are decided by byte order, so the choice is stable.
+        let best = candidates
             .into_iter()
-            .filter_map(|c| rank(&c.0).map(|r| (r, c)))
-            .min_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1 .0.cmp(&b.1 .0)))?
+            .filter_map(|c| rank(&c.name).map(|r| (r, c)))
+            .min_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.name.cmp(&b.1.name)))?
             .1;
         let mut rel_path = dir_rel;
         if !rel_path.is_empty() {
             rel_path.push(b'/');
         }
-        rel_path.extend_from_slice(&name);
+        rel_path.extend_from_slice(&best.name);
         Some(Source::Folder {
             origin_id,
             origin,
             rel_path,
-            size,
-            mtime_ns,
+            size: best.size,
+            mtime_ns: best.mtime_ns,
         })
     }
 
@@ -618,17 +627,18 @@ impl Covers {
                 return None;
             }
         };
-        let mut images: HashMap<Vec<u8>, Vec<(Vec<u8>, u64, i64)>> = HashMap::new();
+        let mut images: HashMap<Vec<u8>, Vec<FolderImage>> = HashMap::new();
         for e in entries {
             let (dir, name) = match e.rel_path.iter().rposition(|&b| b == b'/') {
                 Some(i) => (e.rel_path[..i].to_vec(), e.rel_path[i + 1..].to_vec()),
                 None => (Vec::new(), e.rel_path.clone()),
             };
             if rank(&name).is_some() {
-                images
-                    .entry(dir)
-                    .or_default()
-                    .push((name, e.size, e.mtime_ns));
+                images.entry(dir).or_default().push(FolderImage {
+                    name,
+                    size: e.size,
+                    mtime_ns: e.mtime_ns,
+                });
             }
         }
         let listing = Arc::new(Listing {
@@ -647,7 +657,7 @@ fn rank(name: &[u8]) -> Option<usize> {
 }
 
 /// Folder images in a local directory, as (name, size, mtime).
-fn local_images(dir: &Path) -> Vec<(Vec<u8>, u64, i64)> {
+fn local_images(dir: &Path) -> Vec<FolderImage> {
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::MetadataExt;
     let Ok(read) = std::fs::read_dir(dir) else {
@@ -660,7 +670,11 @@ fn local_images(dir: &Path) -> Vec<(Vec<u8>, u64, i64)> {
             let meta = std::fs::symlink_metadata(e.path()).ok()?;
             meta.is_file().then(|| {
                 let mtime_ns = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
-                (e.file_name().as_bytes().to_vec(), meta.len(), mtime_ns)
+                FolderImage {
+                    name: e.file_name().as_bytes().to_vec(),
+                    size: meta.len(),
+                    mtime_ns,
+                }
             })
         })
         .collect()
