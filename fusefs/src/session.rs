@@ -151,6 +151,9 @@ fn mount_direct(
     }
 }
 
+/// The pieces of a mount are independent values; a builder would only
+/// move these arguments into fields.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn mount(
     tree: Arc<dyn Tree>,
     origins: OriginTable,
