@@ -70,12 +70,13 @@ fn parse_args() -> Args {
 fn library(args: &Args) -> (PathBuf, Vec<PathBuf>) {
     let lib = args.dir.join(format!("lib-{}mb", args.mb));
     fs::create_dir_all(&lib).unwrap_or_else(|e| fail(&format!("mkdir {}: {e}", lib.display())));
-    // FLAC of stereo 16-bit noise: ~176 KB/s; MP3 at 320 kbps: 40 KB/s.
+    // FLAC of 16-bit noise (mono, as two equal channels): ~88 KB/s; MP3 at
+    // 320 kbps: 40 KB/s.
     let specs = [
         (
             "bench.flac",
-            args.mb as f64 * 1e6 / 176_400.0,
-            &["-c:a", "flac"][..],
+            args.mb as f64 * 1e6 / 88_200.0,
+            &["-c:a", "flac", "-sample_fmt", "s16"][..],
         ),
         (
             "bench.mp3",
@@ -93,8 +94,8 @@ fn library(args: &Args) -> (PathBuf, Vec<PathBuf>) {
             ));
             let st = Command::new("ffmpeg")
                 .args(["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i"])
-                .arg(format!("anoisesrc=d={seconds:.0}:c=white:a=0.5:r=44100"))
-                .args(["-ac", "2", "-sample_fmt", "s16"])
+                .arg(format!("anoisesrc=d={seconds:.0}:c=white:a=1:r=44100"))
+                .args(["-ac", "2"])
                 .args(*codec)
                 .args([
                     "-metadata",
