@@ -254,9 +254,9 @@ pub fn refresh_splices_blocking(catalog: &Catalog, targets: &[Arc<ScanTarget>]) 
     made
 }
 
-/// Syncs the tree (moves renamed tracks, shows new sizes) and drops the
-/// kernel's cached pages of `files`: an edit that keeps the size still
-/// changes the bytes.
+/// Syncs the tree (moves renamed tracks, shows new sizes), drops the
+/// kernel's cached pages of `files` (an edit that keeps the size still
+/// changes the bytes) and wakes the search index.
 fn announce(state: &DaemonState, files: &[FileId]) -> Result<(), Status> {
     let synced = state
         .scanner
@@ -273,6 +273,9 @@ fn announce(state: &DaemonState, files: &[FileId]) -> Result<(), Status> {
     if !extra.modified.is_empty() {
         state.scanner.invalidate(&extra);
     }
+    // Edited tags are searchable as soon as the index thread has run,
+    // not at its next once-a-second check.
+    state.library.search.catalog_changed();
     Ok(())
 }
 
