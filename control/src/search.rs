@@ -371,7 +371,7 @@ pub async fn search(
             })?;
         let started = Instant::now();
         let (hits, total) = index.search(&req.query, limit).map_err(|e| match e {
-            search::SearchError::Query { .. } => Status::invalid_argument(e.to_string()),
+            musicfs_index::Error::Query { .. } => Status::invalid_argument(e.to_string()),
             _ => Status::internal(e.to_string()),
         })?;
         let took_us = started.elapsed().as_micros() as u64;

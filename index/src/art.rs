@@ -71,9 +71,9 @@ fn sniff_mime(data: &[u8]) -> Option<&'static str> {
 }
 
 fn invalid(context: &str, message: impl Into<String>) -> Error {
-    Error::Io {
+    Error::Picture {
         context: context.to_string(),
-        source: std::io::Error::new(std::io::ErrorKind::InvalidData, message.into()),
+        message: message.into(),
     }
 }
 

@@ -1,6 +1,9 @@
+use crate::search::ParseError;
+
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// Errors from the catalog and scanner, with context.
+/// Errors of the catalog, scanner, synthesizer, cover art and search
+/// index, with context.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("catalog {path}: {source}")]
@@ -26,6 +29,20 @@ pub enum Error {
     /// A header could not be synthesized (malformed or unsupported original).
     #[error("synthesizing tags: {0}")]
     Synth(String),
+    /// A picture that is not a decodable JPEG or PNG, is over the size
+    /// limits, or an audio file whose embedded art cannot be read.
+    #[error("{context}: {message}")]
+    Picture { context: String, message: String },
+    /// A search query that does not parse: the caller's mistake, not a
+    /// fault of the index (control answers it with INVALID_ARGUMENT).
+    #[error("query {query:?}: {error}")]
+    Query { query: String, error: ParseError },
+    #[error("search index {context}: {source}")]
+    SearchIndex {
+        context: String,
+        #[source]
+        source: tantivy::TantivyError,
+    },
     #[error("{context}: {source}")]
     Io {
         context: String,

@@ -20,6 +20,7 @@ mod schema;
 mod source;
 
 use crate::catalog::FileId;
+use crate::{Error, Result};
 use schema::Fields;
 use source::SourceDoc;
 use std::collections::HashMap;
@@ -37,36 +38,16 @@ pub use crate::catalog::collections::{
     PLAY_DEBOUNCE_SECS, RECENTLY_ADDED, RECENTLY_PLAYED,
 };
 
-/// Errors of the search index, with context.
-#[derive(Debug, thiserror::Error)]
-pub enum SearchError {
-    #[error("query {query:?}: {error}")]
-    Query { query: String, error: ParseError },
-    #[error("search index {context}: {source}")]
-    Index {
-        context: String,
-        #[source]
-        source: tantivy::TantivyError,
-    },
-    #[error("search index reading catalog {path}: {source}")]
-    Catalog {
-        path: String,
-        #[source]
-        source: rusqlite::Error,
-    },
-    #[error("search index {context}: {source}")]
-    Io {
-        context: String,
-        #[source]
-        source: std::io::Error,
-    },
+fn index_err(context: impl Into<String>) -> impl FnOnce(tantivy::TantivyError) -> Error {
+    let context = context.into();
+    move |source| Error::SearchIndex { context, source }
 }
 
-type Result<T> = std::result::Result<T, SearchError>;
-
-fn index_err(context: impl Into<String>) -> impl FnOnce(tantivy::TantivyError) -> SearchError {
-    let context = context.into();
-    move |source| SearchError::Index { context, source }
+fn query_err(query: &str) -> impl FnOnce(ParseError) -> Error + '_ {
+    move |error| Error::Query {
+        query: query.to_string(),
+        error,
+    }
 }
 
 /// What a [`SearchIndex::sync`] did.
@@ -137,15 +118,16 @@ impl SearchIndex {
     /// deleted and rebuilt by the next sync: it is derived data.
     pub fn open(dir: &Path, catalog: &Path) -> Result<SearchIndex> {
         let fields = Fields::new();
-        let io = |context: String| move |source| SearchError::Io { context, source };
-        std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
+        let io = |context: String| move |source| Error::Io { context, source };
+        std::fs::create_dir_all(dir)
+            .map_err(io(format!("search index creating {}", dir.display())))?;
         let index = match Index::open_in_dir(dir) {
             Ok(index) if index.schema() == fields.schema => index,
             Ok(_) => {
                 tracing::info!(dir = %dir.display(), "search index has an old schema; rebuilding");
                 std::fs::remove_dir_all(dir)
                     .and_then(|()| std::fs::create_dir_all(dir))
-                    .map_err(io(format!("clearing {}", dir.display())))?;
+                    .map_err(io(format!("search index clearing {}", dir.display())))?;
                 Index::create_in_dir(dir, fields.schema.clone())
                     .map_err(index_err(format!("creating in {}", dir.display())))?
             }
@@ -246,7 +228,7 @@ impl SearchIndex {
     pub fn sync(&self) -> Result<SyncReport> {
         let started = Instant::now();
         let mut state = self.lock_state();
-        let cat_err = |source| SearchError::Catalog {
+        let cat_err = |source| Error::Sqlite {
             path: self.catalog.display().to_string(),
             source,
         };
@@ -362,21 +344,13 @@ impl SearchIndex {
 
     /// Checks a query's syntax without running it.
     pub fn check(query: &str) -> Result<()> {
-        query::parse(query)
-            .map(drop)
-            .map_err(|error| SearchError::Query {
-                query: query.to_string(),
-                error,
-            })
+        query::parse(query).map(drop).map_err(query_err(query))
     }
 
     /// The files matching `query`, best first, at most `limit`, and how
     /// many match in all.
     pub fn search(&self, query: &str, limit: usize) -> Result<(Vec<(FileId, f32)>, u64)> {
-        let terms = query::parse(query).map_err(|error| SearchError::Query {
-            query: query.to_string(),
-            error,
-        })?;
+        let terms = query::parse(query).map_err(query_err(query))?;
         let compiled = compile::compile(&terms, &self.fields, &self.analyzer);
         let searcher = self.reader.searcher();
         let ctx = || format!("searching {}", self.dir.display());
