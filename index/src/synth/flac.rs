@@ -41,9 +41,7 @@ fn fail(message: impl std::fmt::Display) -> Error {
 
 pub(super) fn plan(o: Original<'_>, src: &mut dyn ReadAt, edits: &[TagEdit]) -> Result<Plan> {
     let audio_end = o
-        .audio_offset
-        .checked_add(o.audio_length)
-        .filter(|&end| end <= o.size)
+        .audio_end()
         .ok_or_else(|| fail("the catalog's audio range lies outside the file"))?;
     let start = super::id3::leading_tags_end(src, o.audio_offset)?;
     let mut magic = [0u8; 4];
@@ -162,11 +160,7 @@ pub(super) fn plan(o: Original<'_>, src: &mut dyn ReadAt, edits: &[TagEdit]) -> 
     }
     if let Some((pad, from_original)) = padding {
         b.bytes(&header(PADDING, pad, true));
-        if from_original {
-            b.original(o.audio_offset - pad, pad);
-        } else {
-            b.bytes(&vec![0u8; pad as usize]);
-        }
+        b.padding(o.audio_offset, pad, from_original);
     }
     b.original(o.audio_offset, audio_end - o.audio_offset);
     Ok(b.finish())

@@ -20,7 +20,7 @@
 //! new tag fits in the bytes the old tags took (leading and trailing), and
 //! is otherwise rounded up to 4 KiB.
 use super::plan::Builder;
-use super::{choose_padding, read_exact, Original, Plan, ReadAt, TagEdit};
+use super::{choose_padding, read_exact, Original, Plan, ReadAt, Slice, TagEdit};
 use crate::{Error, Result};
 
 /// Frames up to this size are copied into the plan; larger ones (pictures)
@@ -154,20 +154,6 @@ fn unsync(bytes: &[u8]) -> Vec<u8> {
         prev_ff = b == 0xff;
     }
     out
-}
-
-/// A byte slice read through [`ReadAt`] (a de-unsynchronised v2.3 tag).
-struct Slice<'a>(&'a [u8]);
-
-impl ReadAt for Slice<'_> {
-    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
-        let start = usize::try_from(offset)
-            .unwrap_or(usize::MAX)
-            .min(self.0.len());
-        let n = buf.len().min(self.0.len() - start);
-        buf[..n].copy_from_slice(&self.0[start..start + n]);
-        Ok(n)
-    }
 }
 
 /// The frames of one tag, v2.4 ids, data de-unsynchronised.
@@ -568,9 +554,7 @@ fn read_id3v1(src: &mut dyn ReadAt, o: &Original<'_>) -> Result<Vec<Frame>> {
 
 pub(super) fn plan(o: Original<'_>, src: &mut dyn ReadAt, edits: &[TagEdit]) -> Result<Plan> {
     let audio_end = o
-        .audio_offset
-        .checked_add(o.audio_length)
-        .filter(|&end| end <= o.size)
+        .audio_end()
         .ok_or_else(|| fail("the catalog's audio range lies outside the file"))?;
     let mut frames = Vec::new();
     let mut pos = 0;
@@ -614,13 +598,7 @@ pub(super) fn plan(o: Original<'_>, src: &mut dyn ReadAt, edits: &[TagEdit]) -> 
             Data::Original { offset, len } => b.original(*offset, *len),
         }
     }
-    // Padding from the old tag's zeros right before the audio merges with
-    // the audio range: the plan then holds no run of zeros.
-    if from_original {
-        b.original(o.audio_offset - padding, padding);
-    } else {
-        b.bytes(&vec![0u8; padding as usize]);
-    }
+    b.padding(o.audio_offset, padding, from_original);
     b.original(o.audio_offset, audio_end - o.audio_offset);
     Ok(b.finish())
 }

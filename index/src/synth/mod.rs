@@ -29,7 +29,7 @@ mod mp4;
 mod ogg;
 mod plan;
 #[cfg(test)]
-mod tests_support;
+mod testkit;
 mod vorbis;
 
 pub use plan::{Plan, Segment};
@@ -40,6 +40,20 @@ use crate::Result;
 pub trait ReadAt {
     /// Reads up to `buf.len()` bytes at `offset`; short only at end of file.
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize>;
+}
+
+/// Original bytes already in memory (a de-unsynchronised ID3v2.3 tag).
+struct Slice<'a>(&'a [u8]);
+
+impl ReadAt for Slice<'_> {
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(self.0.len());
+        let n = buf.len().min(self.0.len() - start);
+        buf[..n].copy_from_slice(&self.0[start..start + n]);
+        Ok(n)
+    }
 }
 
 /// One overlay edit in the catalog's canonical (beets-style, lower-case)
@@ -61,6 +75,16 @@ pub struct Original<'a> {
     /// The audio body as the scanner found it (`scan::body`).
     pub audio_offset: u64,
     pub audio_length: u64,
+}
+
+impl Original<'_> {
+    /// Where the audio body ends; `None` when the catalog's range does
+    /// not lie inside the file (a stale or corrupt row).
+    fn audio_end(&self) -> Option<u64> {
+        self.audio_offset
+            .checked_add(self.audio_length)
+            .filter(|&end| end <= self.size)
+    }
 }
 
 /// Reads exactly `buf.len()` bytes of the original at `offset`; running

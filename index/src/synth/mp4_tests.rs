@@ -1,20 +1,13 @@
-use super::super::ogg::testkit::*;
+use super::super::testkit::*;
+use super::super::Slice;
 use super::*;
 use lofty::tag::ItemKey;
 use std::path::{Path, PathBuf};
 
-fn served(dir: &Path, src: &Path, plan: &Plan, name: &str) -> PathBuf {
-    let out = dir.join(name);
-    std::fs::write(&out, materialise(plan, src, 7919)).unwrap();
-    assert_eq!(std::fs::metadata(&out).unwrap().len(), plan.len());
-    out
-}
-
 /// The top-level boxes of a served file, by type.
 fn top_kinds(path: &Path) -> Vec<[u8; 4]> {
-    let size = std::fs::metadata(path).unwrap().len();
-    let mut src = FileSrc(std::fs::File::open(path).unwrap());
-    top_level_boxes(&mut src, size)
+    let bytes = std::fs::read(path).unwrap();
+    top_level_boxes(&mut Slice(&bytes), bytes.len() as u64)
         .unwrap()
         .iter()
         .map(|b| b.kind)
@@ -24,20 +17,7 @@ fn top_kinds(path: &Path) -> Vec<[u8; 4]> {
 /// Edits every kind of item, and checks the result with ffmpeg, ffprobe
 /// and lofty; returns the served file.
 fn edit_and_check(dir: &Path, f: &Path) -> PathBuf {
-    let jpeg = dir.join("cover.jpg");
-    run(std::process::Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=64x64",
-            "-frames:v",
-            "1",
-        ])
-        .arg(&jpeg));
+    let jpeg = picture(dir, "cover.jpg");
     let jpeg_len = std::fs::metadata(&jpeg).unwrap().len() as usize;
     mutagen(
         f,
@@ -62,7 +42,7 @@ fn edit_and_check(dir: &Path, f: &Path) -> PathBuf {
         edit("date", &["2001-02-03"]),
         edit("year", &["2001"]),
     ];
-    let plan = synthesize(f, "m4a", &edits).unwrap();
+    let plan = synthesize_file(f, "m4a", &edits).unwrap();
     let out = served(dir, f, &plan, "served.m4a");
     assert_eq!(decode_errors(&out), "");
     assert_eq!(pcm(&out), pcm(f));
@@ -96,9 +76,7 @@ fn moov_after_mdat_is_rewritten_and_nothing_else_moves() {
     let out = edit_and_check(dir.path(), &f);
     let orig = std::fs::read(&f).unwrap();
     let new = std::fs::read(&out).unwrap();
-    let size = orig.len() as u64;
-    let mut src = FileSrc(std::fs::File::open(&f).unwrap());
-    let moov = top_level_boxes(&mut src, size)
+    let moov = top_level_boxes(&mut Slice(&orig), orig.len() as u64)
         .unwrap()
         .into_iter()
         .find(|b| &b.kind == b"moov")
@@ -122,7 +100,7 @@ fn free_box_after_moov_absorbs_a_smaller_moov() {
     assert_eq!(&kinds[1..3], [*b"moov", *b"free"]);
     // Removing the encoder item shrinks moov; the free box grows instead
     // of every chunk offset moving.
-    let plan = synthesize(&f, "m4a", &[edit("encoder", &[])]).unwrap();
+    let plan = synthesize_file(&f, "m4a", &[edit("encoder", &[])]).unwrap();
     let out = served(dir.path(), &f, &plan, "served.m4a");
     let orig = std::fs::read(&f).unwrap();
     let new = std::fs::read(&out).unwrap();
@@ -144,7 +122,7 @@ fn padding_inside_meta_keeps_the_file_size() {
         edit("title", &["A longer title than before"]),
         edit("genre", &["Jazz"]),
     ];
-    let plan = synthesize(&f, "m4a", &edits).unwrap();
+    let plan = synthesize_file(&f, "m4a", &edits).unwrap();
     assert_eq!(plan.len(), std::fs::metadata(&f).unwrap().len());
     assert!(
         matches!(
@@ -174,8 +152,7 @@ fn missing_udta_is_created() {
     let f = encode(dir.path(), "x.m4a", "aac", &[]);
     // Drop udta from the moov at the end (nothing points into moov).
     let bytes = std::fs::read(&f).unwrap();
-    let mut src = FileSrc(std::fs::File::open(&f).unwrap());
-    let moov_box = top_level_boxes(&mut src, bytes.len() as u64)
+    let moov_box = top_level_boxes(&mut Slice(&bytes), bytes.len() as u64)
         .unwrap()
         .into_iter()
         .find(|b| &b.kind == b"moov")
@@ -185,11 +162,10 @@ fn missing_udta_is_created() {
     moov.children_mut().unwrap().retain(|a| &a.kind != b"udta");
     let mut stripped = bytes[..start].to_vec();
     moov.encode(&mut stripped);
-    let bare = dir.path().join("bare.m4a");
-    std::fs::write(&bare, &stripped).unwrap();
+    let bare = write(dir.path(), "bare.m4a", &stripped);
     assert_eq!(ffprobe_tag(&bare, "encoder"), None);
 
-    let plan = synthesize(&bare, "m4a", &[edit("title", &["Fresh"])]).unwrap();
+    let plan = synthesize_file(&bare, "m4a", &[edit("title", &["Fresh"])]).unwrap();
     let out = served(dir.path(), &bare, &plan, "served.m4a");
     assert_eq!(decode_errors(&out), "");
     assert_eq!(pcm(&out), pcm(&f));
@@ -205,7 +181,7 @@ fn removing_every_tag_and_unedited_items_survive() {
         &f,
         "f['\\xa9nam'] = ['T']; f['trkn'] = [(3, 0)]; f['\\xa9gen'] = ['Jazz']; f.save()",
     );
-    let plan = synthesize(&f, "m4a", &[edit("title", &[]), edit("track", &[])]).unwrap();
+    let plan = synthesize_file(&f, "m4a", &[edit("title", &[]), edit("track", &[])]).unwrap();
     let out = served(dir.path(), &f, &plan, "served.m4a");
     assert_eq!(decode_errors(&out), "");
     assert!(lofty_get(&out, ItemKey::TrackTitle).is_empty());
@@ -219,7 +195,7 @@ fn hostile_boxes_are_errors_not_panics() {
     let f = encode(dir.path(), "x.m4a", "aac", &["-movflags", "+faststart"]);
     let bytes = std::fs::read(&f).unwrap();
     let edits = [edit("title", &["T"])];
-    let o = original(&f, "m4a");
+    let o = file_original(&f, "m4a");
     let moov_end = 28 + be32(&bytes[28..32]) as usize;
     // Every truncation of the boxes up to the end of moov.
     for cut in 0..moov_end {

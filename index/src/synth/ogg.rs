@@ -506,9 +506,3 @@ fn read_fully(src: &mut dyn ReadAt, offset: u64, len: usize) -> Result<Vec<u8>> 
 #[cfg(test)]
 #[path = "ogg_tests.rs"]
 mod tests;
-
-/// Helpers the Ogg and MP4 tests share (declared here because this file
-/// is theirs; `synth/mod.rs` belongs to the FLAC and ID3 side).
-#[cfg(test)]
-#[path = "testkit.rs"]
-pub(super) mod testkit;

@@ -1,4 +1,5 @@
-use super::testkit::*;
+use super::super::testkit::*;
+use super::super::Slice;
 use super::*;
 use lofty::tag::ItemKey;
 
@@ -20,19 +21,6 @@ fn check_pages(bytes: &[u8]) -> usize {
     n as usize
 }
 
-fn served(
-    dir: &std::path::Path,
-    src: &std::path::Path,
-    plan: &Plan,
-    name: &str,
-) -> std::path::PathBuf {
-    let out = dir.join(name);
-    // An odd read size crosses page and segment boundaries anywhere.
-    std::fs::write(&out, materialise(plan, src, 7919)).unwrap();
-    assert_eq!(std::fs::metadata(&out).unwrap().len(), plan.len());
-    out
-}
-
 #[test]
 fn crc_matches_the_ogg_reference_pages() {
     // ffmpeg and libogg wrote these pages; our CRC must agree with theirs.
@@ -50,8 +38,8 @@ fn same_page_count(codec: &str, name: &str, format: &str) {
         edit("artist", &["A", "B"]),
         edit("album", &[]),
     ];
-    let plan = synthesize(&f, format, &edits).unwrap();
-    let o = original(&f, format);
+    let plan = synthesize_file(&f, format, &edits).unwrap();
+    let o = file_original(&f, format);
     assert!(
         matches!(plan.segments[1], Segment::Original { offset, len } if offset == o.audio_offset && len == o.size - o.audio_offset),
         "the audio pages are served as they are: {:?}",
@@ -83,7 +71,7 @@ fn renumbered(codec: &str, name: &str, format: &str) {
     mutagen(&f, "f['title'] = 'Old'; f.save()");
     let big = "x".repeat(200 * 1024);
     let edits = [edit("comment", &[&big]), edit("title", &["Big"])];
-    let plan = synthesize(&f, format, &edits).unwrap();
+    let plan = synthesize_file(&f, format, &edits).unwrap();
     let Segment::OggRenumbered { seq_delta, .. } = &plan.segments[1] else {
         panic!("a 200 KB comment needs more pages: {:?}", plan.segments[1]);
     };
@@ -105,7 +93,7 @@ fn renumbered(codec: &str, name: &str, format: &str) {
     // And back: the big comment removed. The few bytes left are spread
     // over the pages the served file had, or, if they are too few,
     // served renumbered downwards; either way every page is right.
-    let plan = synthesize(&out, format, &[edit("comment", &[])]).unwrap();
+    let plan = synthesize_file(&out, format, &[edit("comment", &[])]).unwrap();
     let back = served(dir.path(), &out, &plan, &format!("back.{format}"));
     check_pages(&std::fs::read(&back).unwrap());
     assert_eq!(decode_errors(&back), "");
@@ -132,7 +120,7 @@ fn fewer_header_pages_renumber_downwards() {
     let big = "w".repeat(100 * 1024);
     let meta = format!("mybig={big}");
     let f = encode(dir.path(), "x.opus", "libopus", &["-metadata", &meta]);
-    let plan = synthesize(&f, "opus", &[edit("mybig", &[])]).unwrap();
+    let plan = synthesize_file(&f, "opus", &[edit("mybig", &[])]).unwrap();
     let Segment::OggRenumbered { seq_delta, .. } = &plan.segments[1] else {
         panic!("one segment cannot fill two pages: {:?}", plan.segments[1]);
     };
@@ -149,16 +137,15 @@ fn fewer_header_pages_renumber_downwards() {
 fn a_corrupt_page_stays_corrupt_when_renumbered() {
     let dir = tempfile::tempdir().unwrap();
     let f = encode(dir.path(), "x.ogg", "libvorbis", &[]);
-    let o = original(&f, "ogg");
+    let o = file_original(&f, "ogg");
     let mut bytes = std::fs::read(&f).unwrap();
     let at = o.audio_offset as usize + 100;
     bytes[at] ^= 0x10;
-    let bad = dir.path().join("bad.ogg");
-    std::fs::write(&bad, &bytes).unwrap();
+    let bad = write(dir.path(), "bad.ogg", &bytes);
     let big = "q".repeat(100 * 1024);
-    let plan = synthesize(&bad, "ogg", &[edit("comment", &[&big])]).unwrap();
+    let plan = synthesize_file(&bad, "ogg", &[edit("comment", &[&big])]).unwrap();
     assert!(matches!(plan.segments[1], Segment::OggRenumbered { .. }));
-    let served = materialise(&plan, &bad, 4096);
+    let served = serve(&plan, &bytes, 4096);
     let mut pos = 0;
     let mut wrong = 0;
     while pos < served.len() {
@@ -176,13 +163,11 @@ fn renumbered_reads_agree_at_every_offset_and_size() {
     let dir = tempfile::tempdir().unwrap();
     let f = encode(dir.path(), "x.ogg", "libvorbis", &[]);
     let big = "y".repeat(100 * 1024);
-    let plan = synthesize(&f, "ogg", &[edit("comment", &[&big])]).unwrap();
-    let whole = materialise(&plan, &f, 1 << 20);
+    let plan = synthesize_file(&f, "ogg", &[edit("comment", &[&big])]).unwrap();
+    let bytes = std::fs::read(&f).unwrap();
+    let whole = serve(&plan, &bytes, 1 << 20);
     for step in [1, 27, 255, 4096, 65536 + 3] {
-        assert!(
-            materialise(&plan, &f, step) == whole,
-            "reads of {step} bytes"
-        );
+        assert!(serve(&plan, &bytes, step) == whole, "reads of {step} bytes");
     }
 }
 
@@ -191,7 +176,7 @@ fn opus_binary_tail_after_the_comments_is_kept() {
     let dir = tempfile::tempdir().unwrap();
     let f = encode(dir.path(), "x.opus", "libopus", &[]);
     let bytes = std::fs::read(&f).unwrap();
-    let o = original(&f, "opus");
+    let o = file_original(&f, "opus");
     let head = &bytes[..o.audio_offset as usize];
     let mut pages = Vec::new();
     let mut pos = 0;
@@ -212,7 +197,7 @@ fn hostile_headers_are_errors_not_panics() {
     let dir = tempfile::tempdir().unwrap();
     let f = encode(dir.path(), "x.ogg", "libvorbis", &[]);
     let bytes = std::fs::read(&f).unwrap();
-    let o = original(&f, "ogg");
+    let o = file_original(&f, "ogg");
     let edits = [edit("title", &["T"])];
     let head_len = o.audio_offset as usize;
     // Every truncation of the header pages.

@@ -303,6 +303,18 @@ impl Builder {
         self.segments.push(Segment::Original { offset, len });
     }
 
+    /// `len` zeros of padding right before the audio at `audio_offset`.
+    /// When the original has zeros there (`from_original`, see
+    /// `choose_padding`) they are served from it and merge with the
+    /// audio's range, so the plan stores no run of zeros.
+    pub(super) fn padding(&mut self, audio_offset: u64, len: u64, from_original: bool) {
+        if from_original {
+            self.original(audio_offset - len, len);
+        } else {
+            self.bytes(&vec![0u8; len as usize]);
+        }
+    }
+
     fn flush(&mut self) {
         if !self.pending.is_empty() {
             let bytes = std::mem::take(&mut self.pending);
@@ -379,22 +391,12 @@ impl<'a> Reader<'a> {
 mod tests {
     use super::*;
 
-    /// An original held in memory.
-    pub(crate) struct Mem(pub Vec<u8>);
-
-    impl ReadAt for Mem {
-        fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
-            let start = (offset as usize).min(self.0.len());
-            let n = buf.len().min(self.0.len() - start);
-            buf[..n].copy_from_slice(&self.0[start..start + n]);
-            Ok(n)
-        }
-    }
+    use crate::synth::Slice;
 
     /// Returns at most 3 bytes per call, to prove reads loop.
-    struct Dribble(Mem);
+    struct Dribble<'a>(Slice<'a>);
 
-    impl ReadAt for Dribble {
+    impl ReadAt for Dribble<'_> {
         fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
             let n = buf.len().min(3);
             self.0.read_at(offset, &mut buf[..n])
@@ -423,7 +425,7 @@ mod tests {
         expected.extend_from_slice(&original[10..30]);
         expected.extend_from_slice(&original[0..4]);
         assert_eq!(plan.len(), expected.len() as u64);
-        let mut src = Dribble(Mem(original.clone()));
+        let mut src = Dribble(Slice(&original));
         for offset in 0..=expected.len() + 2 {
             for len in [0usize, 1, 5, 7, 100] {
                 let mut buf = vec![0xAA; len];
@@ -438,7 +440,8 @@ mod tests {
     #[test]
     fn a_short_original_is_an_error_not_a_short_read() {
         let plan = sample();
-        let mut src = Mem((0u8..15).collect());
+        let short: Vec<u8> = (0u8..15).collect();
+        let mut src = Slice(&short);
         let mut buf = vec![0; 30];
         let err = plan.read_at(&mut src, 0, &mut buf).unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);

@@ -1,34 +1,12 @@
-//! Test helpers for the container tests: real files made by ffmpeg and
-//! tagged by mutagen, served bytes materialised from a plan, and the real
-//! tools' view of them.
-use super::super::{plan, Original, Plan, ReadAt, TagEdit};
-use std::os::unix::fs::FileExt;
+//! Helpers for the container tests: real files made by ffmpeg and tagged
+//! by metaflac or mutagen, served through a plan, and read back by the
+//! scanner (lofty) and the real tools.
+use super::{plan, Original, Plan, Slice, TagEdit};
+use crate::scan::ScannedFile;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-pub struct FileSrc(pub std::fs::File);
-
-impl ReadAt for FileSrc {
-    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.0.read_at(buf, offset)
-    }
-}
-
-/// An original held in memory.
-pub struct Slice<'a>(pub &'a [u8]);
-
-impl ReadAt for Slice<'_> {
-    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
-        let start = usize::try_from(offset)
-            .unwrap_or(usize::MAX)
-            .min(self.0.len());
-        let n = buf.len().min(self.0.len() - start);
-        buf[..n].copy_from_slice(&self.0[start..start + n]);
-        Ok(n)
-    }
-}
-
-pub fn edit(key: &str, values: &[&str]) -> TagEdit {
+pub(super) fn edit(key: &str, values: &[&str]) -> TagEdit {
     TagEdit {
         key: key.into(),
         values: values.iter().map(|v| v.to_string()).collect(),
@@ -36,7 +14,7 @@ pub fn edit(key: &str, values: &[&str]) -> TagEdit {
 }
 
 /// Runs a command, panicking with its stderr if it fails; returns stdout.
-pub fn run(cmd: &mut Command) -> Vec<u8> {
+pub(super) fn run(cmd: &mut Command) -> Vec<u8> {
     let out = cmd.output().expect("spawn");
     assert!(
         out.status.success(),
@@ -46,27 +24,86 @@ pub fn run(cmd: &mut Command) -> Vec<u8> {
     out.stdout
 }
 
+/// [`run`] for tools that print text.
+pub(super) fn run_text(cmd: &mut Command) -> String {
+    String::from_utf8_lossy(&run(cmd)).into_owned()
+}
+
+/// ffmpeg rendering the lavfi source `source` with `args` into `path`.
+fn lavfi(source: &str, args: &[&str], path: &Path) {
+    run(Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i", source])
+        .args(args)
+        .arg(path));
+}
+
 /// A 3-second sine encoded with `codec` into `dir/name`, plus `extra` ffmpeg args.
-pub fn encode(dir: &Path, name: &str, codec: &str, extra: &[&str]) -> PathBuf {
+pub(super) fn encode(dir: &Path, name: &str, codec: &str, extra: &[&str]) -> PathBuf {
     let path = dir.join(name);
-    let mut cmd = Command::new("ffmpeg");
-    cmd.args(["-v", "error", "-y", "-f", "lavfi", "-i"])
-        .arg("sine=frequency=440:duration=3")
-        .args(["-c:a", codec])
-        .args(extra)
-        .arg(&path);
-    run(&mut cmd);
+    let mut args = vec!["-c:a", codec];
+    args.extend_from_slice(extra);
+    lavfi("sine=frequency=440:duration=3", &args, &path);
     path
 }
 
-/// Runs a Python snippet with `f` bound to `mutagen.File(path)`.
-pub fn mutagen(path: &Path, snippet: &str) {
-    let script = format!("import mutagen, sys\nf = mutagen.File(sys.argv[1])\n{snippet}\n");
-    run(Command::new("python3").arg("-c").arg(script).arg(path));
+/// A small picture for embedding, `dir/name`; its extension says the format.
+pub(super) fn picture(dir: &Path, name: &str) -> PathBuf {
+    let path = dir.join(name);
+    lavfi("color=c=red:s=64x64", &["-frames:v", "1"], &path);
+    path
 }
 
-/// The scanner's view of where the body starts, as the catalog would hold it.
-pub fn original<'a>(path: &Path, format: &'a str) -> Original<'a> {
+/// Runs python3 (with mutagen installed): `snippet` sees `path`.
+pub(super) fn python(path: &Path, snippet: &str) -> String {
+    let script = format!("import sys\npath = sys.argv[1]\n{snippet}\n");
+    run_text(Command::new("python3").arg("-c").arg(script).arg(path))
+}
+
+/// Runs a Python snippet with `f` bound to `mutagen.File(path)`.
+pub(super) fn mutagen(path: &Path, snippet: &str) {
+    python(
+        path,
+        &format!("import mutagen\nf = mutagen.File(path)\n{snippet}"),
+    );
+}
+
+/// Writes `bytes` to `dir/name`.
+pub(super) fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// What the scanner (lofty) reads from these bytes.
+pub(super) fn scan(bytes: &[u8], name: &str) -> ScannedFile {
+    let mut cursor = std::io::Cursor::new(bytes);
+    crate::scan::probe(&mut cursor, bytes.len() as u64, name).expect("scan")
+}
+
+/// All values of `key` in scanned tags.
+pub(super) fn values(s: &ScannedFile, key: &str) -> Vec<String> {
+    s.tags
+        .iter()
+        .filter(|(k, _)| k == key)
+        .map(|(_, v)| v.clone())
+        .collect()
+}
+
+/// The catalog's view of an original, as the scanner finds its audio.
+pub(super) fn original<'a>(bytes: &[u8], format: &'a str, name: &str) -> Original<'a> {
+    let s = scan(bytes, name);
+    Original {
+        format,
+        size: bytes.len() as u64,
+        audio_offset: s.audio_offset,
+        audio_length: s.audio_length,
+    }
+}
+
+/// The catalog's view of the Ogg or MP4 file at `path`, with the body
+/// found independently of the scanner: Ogg's after its header pages,
+/// MP4's the whole file.
+pub(super) fn file_original<'a>(path: &Path, format: &'a str) -> Original<'a> {
     let size = std::fs::metadata(path).unwrap().len();
     let audio_offset = match format {
         "ogg" | "opus" => ogg_body_offset(&std::fs::read(path).unwrap()),
@@ -99,14 +136,22 @@ fn ogg_body_offset(b: &[u8]) -> u64 {
     }
 }
 
-pub fn synthesize(path: &Path, format: &str, edits: &[TagEdit]) -> crate::Result<Plan> {
-    let o = original(path, format);
-    plan(o, &mut FileSrc(std::fs::File::open(path).unwrap()), edits)
+pub(super) fn synthesize(bytes: &[u8], o: Original<'_>, edits: &[TagEdit]) -> crate::Result<Plan> {
+    plan(o, &mut Slice(bytes), edits)
+}
+
+/// [`synthesize`] for the file at `path`, seen as [`file_original`] sees it.
+pub(super) fn synthesize_file(path: &Path, format: &str, edits: &[TagEdit]) -> crate::Result<Plan> {
+    synthesize(
+        &std::fs::read(path).unwrap(),
+        file_original(path, format),
+        edits,
+    )
 }
 
 /// The served bytes, read through `Plan::read_at` in `step`-byte reads.
-pub fn materialise(plan: &Plan, path: &Path, step: usize) -> Vec<u8> {
-    let mut src = FileSrc(std::fs::File::open(path).unwrap());
+pub(super) fn serve(plan: &Plan, original: &[u8], step: usize) -> Vec<u8> {
+    let mut src = Slice(original);
     let total = plan.len() as usize;
     let mut out = vec![0u8; total];
     let mut at = 0;
@@ -121,8 +166,16 @@ pub fn materialise(plan: &Plan, path: &Path, step: usize) -> Vec<u8> {
     out
 }
 
+/// The file served from the original at `src`, written to `dir/name`.
+pub(super) fn served(dir: &Path, src: &Path, plan: &Plan, name: &str) -> PathBuf {
+    // An odd read size crosses page, box and segment boundaries anywhere.
+    let bytes = serve(plan, &std::fs::read(src).unwrap(), 7919);
+    assert_eq!(bytes.len() as u64, plan.len());
+    write(dir, name, &bytes)
+}
+
 /// `ffmpeg -v error` decoding the file: its complaints (empty = clean).
-pub fn decode_errors(path: &Path) -> String {
+pub(super) fn decode_errors(path: &Path) -> String {
     let out = Command::new("ffmpeg")
         .args(["-v", "error", "-i"])
         .arg(path)
@@ -138,7 +191,7 @@ pub fn decode_errors(path: &Path) -> String {
 }
 
 /// The decoded samples.
-pub fn pcm(path: &Path) -> Vec<u8> {
+pub(super) fn pcm(path: &Path) -> Vec<u8> {
     run(Command::new("ffmpeg")
         .args(["-v", "error", "-i"])
         .arg(path)
@@ -146,19 +199,20 @@ pub fn pcm(path: &Path) -> Vec<u8> {
 }
 
 /// ffprobe's format-level tags, keys lower-cased.
-pub fn ffprobe_tags(path: &Path) -> Vec<(String, String)> {
-    let out = run(Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "format_tags:stream_tags",
-            "-of",
-            "flat",
-        ])
-        .arg(path));
-    String::from_utf8_lossy(&out)
-        .lines()
+pub(super) fn ffprobe_tags(path: &Path) -> Vec<(String, String)> {
+    let out = run_text(
+        Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-show_entries",
+                "format_tags:stream_tags",
+                "-of",
+                "flat",
+            ])
+            .arg(path),
+    );
+    out.lines()
         .filter_map(|l| {
             let (k, v) = l.split_once('=')?;
             let key = k.rsplit('.').next()?.to_ascii_lowercase();
@@ -167,15 +221,15 @@ pub fn ffprobe_tags(path: &Path) -> Vec<(String, String)> {
         .collect()
 }
 
-pub fn ffprobe_tag(path: &Path, key: &str) -> Option<String> {
+pub(super) fn ffprobe_tag(path: &Path, key: &str) -> Option<String> {
     ffprobe_tags(path)
         .into_iter()
         .find(|(k, _)| k == key)
         .map(|(_, v)| v)
 }
 
-/// lofty's view of the tags: (ItemKey debug name, text) pairs of the primary tag.
-pub fn lofty_get(path: &Path, key: lofty::tag::ItemKey) -> Vec<String> {
+/// lofty's view of the tags: the values of `key` in the primary tag.
+pub(super) fn lofty_get(path: &Path, key: lofty::tag::ItemKey) -> Vec<String> {
     use lofty::prelude::TaggedFileExt;
     let f = lofty::read_from_path(path).expect("lofty reads the served file");
     let tag = f.primary_tag().expect("a primary tag");

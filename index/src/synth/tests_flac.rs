@@ -1,12 +1,12 @@
 //! FLAC synthesis against real files: ffmpeg encodes, metaflac tags, the
 //! scanner (lofty) and `flac -t` read the served bytes.
-use super::super::tests_support::*;
+use super::super::testkit::*;
 use std::process::Command;
 
 /// A tagged FLAC with a picture and 8 KiB of padding.
 fn tagged_flac(dir: &std::path::Path) -> Vec<u8> {
-    let path = encode(dir, "a.flac", &["-c:a", "flac"]);
-    let png = cover(dir);
+    let path = encode(dir, "a.flac", "flac", &[]);
+    let png = picture(dir, "cover.png");
     run(Command::new("metaflac")
         .args([
             "--remove-all-tags",
@@ -29,12 +29,6 @@ fn tagged_flac(dir: &std::path::Path) -> Vec<u8> {
     std::fs::read(&path).unwrap()
 }
 
-fn write(dir: &std::path::Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, bytes).unwrap();
-    p
-}
-
 #[test]
 fn edited_tags_read_back_and_the_rest_survives() {
     let dir = tempfile::tempdir().unwrap();
@@ -50,7 +44,7 @@ fn edited_tags_read_back_and_the_rest_survives() {
     let plan = synthesize(&bytes, o, &edits).unwrap();
     // Small edits fit in the old padding: the size does not change.
     assert_eq!(plan.len(), bytes.len() as u64);
-    let served = serve(&plan, &bytes);
+    let served = serve(&plan, &bytes, 4093);
     assert_eq!(&served[..4], b"fLaC");
     let s = scan(&served, "a.flac");
     assert_eq!(values(&s, "title"), ["New Title"]);
@@ -68,11 +62,13 @@ fn edited_tags_read_back_and_the_rest_survives() {
     assert_eq!(&served[s.audio_offset as usize..], body);
     // metaflac sees the custom field and the picture; flac decodes cleanly.
     let path = write(dir.path(), "served.flac", &served);
-    let tags = run(Command::new("metaflac")
-        .arg("--export-tags-to=-")
-        .arg(&path));
+    let tags = run_text(
+        Command::new("metaflac")
+            .arg("--export-tags-to=-")
+            .arg(&path),
+    );
     assert!(tags.contains("X_CUSTOM=kept"), "{tags}");
-    let list = run(Command::new("metaflac").arg("--list").arg(&path));
+    let list = run_text(Command::new("metaflac").arg("--list").arg(&path));
     assert!(list.contains("type: 6 (PICTURE)"), "{list}");
     run(Command::new("flac").args(["-t", "-s"]).arg(&path));
     assert_eq!(decode_errors(&path), "");
@@ -89,7 +85,7 @@ fn a_large_edit_rounds_the_header_and_still_decodes() {
     let plan = synthesize(&bytes, o, &[edit("comment", &[&long])]).unwrap();
     let header = plan.len() - o.audio_length;
     assert_eq!(header % 4096, 0, "header rounded up to 4 KiB: {header}");
-    let served = serve(&plan, &bytes);
+    let served = serve(&plan, &bytes, 4093);
     let s = scan(&served, "a.flac");
     assert_eq!(values(&s, "comment"), [long.as_str()]);
     assert!(s.has_art);
@@ -114,7 +110,7 @@ fn a_leading_id3v2_is_dropped_and_its_bytes_reused() {
     );
     let plan = synthesize(&bytes, o, &[edit("title", &["T"])]).unwrap();
     assert_eq!(plan.len(), bytes.len() as u64);
-    let served = serve(&plan, &bytes);
+    let served = serve(&plan, &bytes, 4093);
     assert_eq!(&served[..4], b"fLaC");
     let path = write(dir.path(), "id3.flac", &served);
     run(Command::new("flac").args(["-t", "-s"]).arg(&path));
@@ -124,7 +120,7 @@ fn a_leading_id3v2_is_dropped_and_its_bytes_reused() {
 #[test]
 fn a_flac_without_comment_or_padding_gets_both() {
     let dir = tempfile::tempdir().unwrap();
-    let path = encode(dir.path(), "bare.flac", &["-c:a", "flac"]);
+    let path = encode(dir.path(), "bare.flac", "flac", &[]);
     run(Command::new("metaflac")
         .args([
             "--remove",
@@ -135,10 +131,10 @@ fn a_flac_without_comment_or_padding_gets_both() {
     let bytes = std::fs::read(&path).unwrap();
     let o = original(&bytes, "flac", "bare.flac");
     let plan = synthesize(&bytes, o, &[edit("album", &["Fresh"])]).unwrap();
-    let served = serve(&plan, &bytes);
+    let served = serve(&plan, &bytes, 4093);
     assert_eq!(values(&scan(&served, "x.flac"), "album"), ["Fresh"]);
     let out = write(dir.path(), "out.flac", &served);
-    let list = run(Command::new("metaflac").arg("--list").arg(&out));
+    let list = run_text(Command::new("metaflac").arg("--list").arg(&out));
     assert!(
         list.contains("VORBIS_COMMENT") && list.contains("PADDING"),
         "{list}"

@@ -1,7 +1,7 @@
 //! ID3v2.4 synthesis against real MP3s: ffmpeg encodes, mutagen tags
 //! (v2.3 and v2.4, pictures, lyrics, private frames, ID3v1), the scanner
 //! (lofty), mutagen and ffmpeg read the served bytes.
-use super::super::tests_support::*;
+use super::super::testkit::*;
 use super::super::Original;
 use std::path::Path;
 
@@ -10,9 +10,10 @@ fn tagged_mp3(dir: &Path, version: u8) -> Vec<u8> {
     let path = encode(
         dir,
         "a.mp3",
-        &["-c:a", "libmp3lame", "-b:a", "64k", "-id3v2_version", "0"],
+        "libmp3lame",
+        &["-b:a", "64k", "-id3v2_version", "0"],
     );
-    let png = cover(dir);
+    let png = picture(dir, "cover.png");
     python(
         &path,
         &format!(
@@ -54,7 +55,7 @@ fn check_round_trip(version: u8) {
     let plan = synthesize(&bytes, o, &edits).unwrap();
     // Small edits fit where the old tags were: the size does not change.
     assert_eq!(plan.len(), bytes.len() as u64, "v2.{version}");
-    let served = serve(&plan, &bytes);
+    let served = serve(&plan, &bytes, 4093);
     assert_eq!(&served[..5], b"ID3\x04\x00");
     let s = scan(&served, "a.mp3");
     assert_eq!(values(&s, "title"), ["New Title"]);
@@ -80,8 +81,7 @@ fn check_round_trip(version: u8) {
     );
     // mutagen sees a v2.4 tag with the untouched frames intact; ffmpeg
     // decodes without a complaint.
-    let path = dir.path().join("served.mp3");
-    std::fs::write(&path, &served).unwrap();
+    let path = write(dir.path(), "served.mp3", &served);
     let seen = python(
         &path,
         r#"
@@ -122,12 +122,11 @@ fn a_large_edit_rounds_the_tag_up() {
     let long = "y".repeat(10_000);
     let plan = synthesize(&bytes, o, &[edit("comment", &[&long])]).unwrap();
     assert_eq!((plan.len() - o.audio_length) % 4096, 0);
-    let served = serve(&plan, &bytes);
+    let served = serve(&plan, &bytes, 4093);
     let s = scan(&served, "a.mp3");
     assert_eq!(values(&s, "comment"), [long.as_str()]);
     assert!(s.has_art);
-    let path = dir.path().join("big.mp3");
-    std::fs::write(&path, &served).unwrap();
+    let path = write(dir.path(), "big.mp3", &served);
     assert_eq!(decode_errors(&path), "");
 }
 
@@ -137,7 +136,8 @@ fn a_file_with_only_id3v1_keeps_its_tags() {
     let path = encode(
         dir.path(),
         "v1.mp3",
-        &["-c:a", "libmp3lame", "-b:a", "64k", "-id3v2_version", "0"],
+        "libmp3lame",
+        &["-b:a", "64k", "-id3v2_version", "0"],
     );
     python(
         &path,
@@ -156,14 +156,13 @@ ID3(path).delete(path, delete_v1=False, delete_v2=True)
     assert_ne!(&bytes[..3], b"ID3");
     let o = original(&bytes, "mp3", "v1.mp3");
     let plan = synthesize(&bytes, o, &[edit("album", &["Added"])]).unwrap();
-    let served = serve(&plan, &bytes);
+    let served = serve(&plan, &bytes, 4093);
     let s = scan(&served, "v1.mp3");
     assert_eq!(values(&s, "title"), ["V1 Title"]);
     assert_eq!(values(&s, "artist"), ["V1 Artist"]);
     assert_eq!(values(&s, "track"), ["7"]);
     assert_eq!(values(&s, "album"), ["Added"]);
-    let out = dir.path().join("out.mp3");
-    std::fs::write(&out, &served).unwrap();
+    let out = write(dir.path(), "out.mp3", &served);
     assert_eq!(decode_errors(&out), "");
 }
 
@@ -195,7 +194,7 @@ fn hostile_tags_are_errors_or_dropped_frames_never_panics() {
     let mut frames = bytes.clone();
     frames[14..18].copy_from_slice(&[0x7f; 4]);
     let plan = synthesize(&frames, o, &edits).unwrap();
-    let served = serve(&plan, &frames);
+    let served = serve(&plan, &frames, 4093);
     assert_eq!(values(&scan(&served, "a.mp3"), "title"), ["x"]);
     // Random garbage in the frame area never panics.
     let mut state = 0x2545_f491_4f6c_dd1du64;
