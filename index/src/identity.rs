@@ -65,22 +65,17 @@ pub(crate) fn dup_key(tags: &[(String, String)], duration_ms: u64, size: u64, qu
 mod tests {
     use super::*;
 
-    fn t(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::testutil::pairs;
 
     #[test]
     fn same_track_same_key_across_case_and_encodings() {
-        let a = t(&[
+        let a = pairs(&[
             ("artist", "Nina"),
             ("album", "Live"),
             ("title", "Song"),
             ("track", "3"),
         ]);
-        let b = t(&[
+        let b = pairs(&[
             ("albumartist", "nina"),
             ("album", "LIVE"),
             ("title", "song "),
@@ -91,15 +86,15 @@ mod tests {
 
     #[test]
     fn different_tracks_or_durations_differ() {
-        let a = t(&[("artist", "Nina"), ("title", "Song"), ("track", "3")]);
-        let b = t(&[("artist", "Nina"), ("title", "Song"), ("track", "4")]);
+        let a = pairs(&[("artist", "Nina"), ("title", "Song"), ("track", "3")]);
+        let b = pairs(&[("artist", "Nina"), ("title", "Song"), ("track", "4")]);
         assert_ne!(dup_key(&a, 1000, 1, 1), dup_key(&b, 1000, 1, 1));
         assert_ne!(dup_key(&a, 1000, 1, 1), dup_key(&a, 5000, 1, 1));
     }
 
     #[test]
     fn untitled_files_key_by_bytes() {
-        let none = t(&[("artist", "Nina")]);
+        let none = pairs(&[("artist", "Nina")]);
         assert_eq!(dup_key(&none, 1, 10, 7), dup_key(&none, 1, 10, 7));
         assert_ne!(dup_key(&none, 1, 10, 7), dup_key(&none, 1, 10, 8));
     }

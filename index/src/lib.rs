@@ -24,6 +24,8 @@ mod schema;
 pub mod search;
 pub mod synth;
 pub mod template;
+#[cfg(test)]
+mod testutil;
 mod tree;
 
 pub use catalog::{

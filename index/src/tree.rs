@@ -640,11 +640,7 @@ fn apply(conn: &Connection, wanted: &[Wanted]) -> rusqlite::Result<TreeChanges> 
 mod tests {
     use super::*;
 
-    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
-        p.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::testutil::pairs;
 
     #[test]
     fn overlay_replaces_in_place_removes_and_appends() {

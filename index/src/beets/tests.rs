@@ -2,7 +2,8 @@
 //! beets 2.x lays out `items` (the columns used here), and a real catalog.
 use super::*;
 use crate::catalog::Stamp;
-use crate::scan::{AudioProps, ScannedFile};
+use crate::scan::ScannedFile;
+use crate::testutil::{self, edit};
 use std::path::PathBuf;
 
 /// `(path, title, artist, album, track, year, genres, comp)` of an item.
@@ -28,13 +29,6 @@ fn beets_db(dir: &Path, rows: &[Row<'_>]) -> PathBuf {
         .expect("row");
     }
     db
-}
-
-fn edit(key: &str, values: &[&str]) -> TagEdit {
-    TagEdit {
-        key: key.into(),
-        values: values.iter().map(|v| v.to_string()).collect(),
-    }
 }
 
 #[test]
@@ -118,22 +112,11 @@ fn numbers_compare_as_numbers_and_lists_in_order() {
     assert!(same_values("title", &["Ti", "tle"], &["Ti\0tle".into()]));
 }
 
+/// [`testutil::scanned`], three seconds long.
 fn scanned(tags: &[(&str, &str)]) -> ScannedFile {
-    ScannedFile {
-        format: "flac".into(),
-        tags: tags
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        props: AudioProps {
-            duration_ms: 3000,
-            ..Default::default()
-        },
-        audio_offset: 42,
-        audio_length: 958,
-        has_art: false,
-        quick_hash: 7,
-    }
+    let mut file = testutil::scanned(tags);
+    file.props.duration_ms = 3000;
+    file
 }
 
 /// A catalog with one local origin at `root` holding `a.flac` (and `b.flac`).

@@ -2,6 +2,7 @@
 use super::*;
 use crate::fields::FileFields;
 use crate::template::Fields;
+use crate::testutil::{self, simple_render};
 use std::time::Instant;
 
 fn open_temp() -> (tempfile::TempDir, Catalog) {
@@ -10,23 +11,11 @@ fn open_temp() -> (tempfile::TempDir, Catalog) {
     (dir, cat)
 }
 
+/// [`testutil::scanned`] with a sample rate.
 fn scanned(tags: &[(&str, &str)]) -> ScannedFile {
-    ScannedFile {
-        format: "flac".into(),
-        tags: tags
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        props: AudioProps {
-            duration_ms: 1000,
-            sample_rate: Some(44_100),
-            ..Default::default()
-        },
-        audio_offset: 42,
-        audio_length: 958,
-        has_art: false,
-        quick_hash: 7,
-    }
+    let mut file = testutil::scanned(tags);
+    file.props.sample_rate = Some(44_100);
+    file
 }
 
 fn stamp(size: u64, mtime_ns: i64) -> Stamp {
@@ -37,16 +26,6 @@ type Upsert = (Vec<u8>, Stamp, ScannedFile);
 
 fn up(path: &str, st: Stamp, tags: &[(&str, &str)]) -> Upsert {
     (path.as_bytes().to_vec(), st, scanned(tags))
-}
-
-/// `artist/album/title.ext`, independent of the template engine.
-fn simple_render(f: &FileFields<'_>, ext: &str) -> Vec<String> {
-    let get = |k: &str, d: &str| f.get(k).unwrap_or_else(|| d.to_string());
-    vec![
-        get("artist", "A"),
-        get("album", "B"),
-        format!("{}.{ext}", get("title", "T")),
-    ]
 }
 
 fn sync_simple(cat: &Catalog) -> TreeChanges {

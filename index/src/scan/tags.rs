@@ -253,16 +253,11 @@ fn year_of(date: &str) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn t(pairs: &[(&str, &str)]) -> Tags {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::testutil::pairs;
 
     #[test]
     fn numbers_pairs_and_flags_normalise() {
-        let got = normalise(t(&[
+        let got = normalise(pairs(&[
             ("track", "03/12"),
             ("disc", "1"),
             ("disctotal", "02"),
@@ -275,7 +270,7 @@ mod tests {
         ]));
         assert_eq!(
             got,
-            t(&[
+            pairs(&[
                 ("track", "3"),
                 ("tracktotal", "12"),
                 ("disc", "1"),
@@ -292,14 +287,14 @@ mod tests {
 
     #[test]
     fn explicit_total_wins_and_vinyl_tracks_survive() {
-        let got = normalise(t(&[
+        let got = normalise(pairs(&[
             ("tracktotal", "10"),
             ("track", "A1/12"),
             ("year", "1999"),
         ]));
         assert_eq!(
             got,
-            t(&[("tracktotal", "10"), ("track", "A1"), ("year", "1999")])
+            pairs(&[("tracktotal", "10"), ("track", "A1"), ("year", "1999")])
         );
     }
 

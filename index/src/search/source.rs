@@ -180,16 +180,11 @@ impl<'s> Peeked<'s> {
 mod tests {
     use super::*;
 
-    fn t(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::testutil::pairs;
 
     #[test]
     fn overlay_replaces_and_removes_keys() {
-        let mut tags = t(&[
+        let mut tags = pairs(&[
             ("artist", "A"),
             ("genre", "Pop"),
             ("artist", "B"),
@@ -203,13 +198,16 @@ mod tests {
                 ("genre".into(), None),
             ],
         );
-        assert_eq!(tags, t(&[("title", "T"), ("artist", "X"), ("artist", "Y")]));
+        assert_eq!(
+            tags,
+            pairs(&[("title", "T"), ("artist", "X"), ("artist", "Y")])
+        );
     }
 
     #[test]
     fn year_from_year_or_date() {
-        let doc = |pairs| SourceDoc {
-            tags: t(pairs),
+        let doc = |p| SourceDoc {
+            tags: pairs(p),
             ..Default::default()
         };
         assert_eq!(doc(&[("date", "1967-06-01")]).year(), Some(1967));

@@ -4,10 +4,7 @@ use crate::{Catalog, ScannedFile, Stamp};
 fn scanned(format: &str, tags: &[(&str, &str)]) -> ScannedFile {
     ScannedFile {
         format: format.into(),
-        tags: tags
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
+        tags: crate::testutil::pairs(tags),
         ..Default::default()
     }
 }

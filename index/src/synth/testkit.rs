@@ -6,12 +6,7 @@ use crate::scan::ScannedFile;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-pub(super) fn edit(key: &str, values: &[&str]) -> TagEdit {
-    TagEdit {
-        key: key.into(),
-        values: values.iter().map(|v| v.to_string()).collect(),
-    }
-}
+pub(super) use crate::testutil::edit;
 
 /// Runs a command, panicking with its stderr if it fails; returns stdout.
 pub(super) fn run(cmd: &mut Command) -> Vec<u8> {

@@ -1,42 +1,12 @@
 //! Overlay and splice storage against a real temp-file catalog.
 use super::super::*;
-use crate::fields::FileFields;
-use crate::synth::TagEdit;
-use crate::template::Fields;
+use crate::testutil::{edit, pairs, scanned, simple_render};
 
 fn open_temp() -> (tempfile::TempDir, Catalog, OriginId) {
     let dir = tempfile::tempdir().expect("tempdir");
     let cat = Catalog::open(&dir.path().join("catalog.db")).expect("open");
     let origin = cat.ensure_origin("m", "local", "/m").expect("origin");
     (dir, cat, origin)
-}
-
-fn scanned(tags: &[(&str, &str)]) -> ScannedFile {
-    ScannedFile {
-        format: "flac".into(),
-        tags: pairs(tags),
-        props: AudioProps {
-            duration_ms: 1000,
-            ..Default::default()
-        },
-        audio_offset: 42,
-        audio_length: 958,
-        has_art: false,
-        quick_hash: 7,
-    }
-}
-
-fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
-    p.iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-fn edit(key: &str, values: &[&str]) -> TagEdit {
-    TagEdit {
-        key: key.into(),
-        values: values.iter().map(|v| v.to_string()).collect(),
-    }
 }
 
 const STAMP: Stamp = Stamp {
@@ -65,16 +35,6 @@ fn one_file() -> (tempfile::TempDir, Catalog, OriginId, FileId) {
         .expect("query")
         .expect("catalogued");
     (dir, cat, origin, id)
-}
-
-/// `artist/album/title.ext`, independent of the template engine.
-fn simple_render(f: &FileFields<'_>, ext: &str) -> Vec<String> {
-    let get = |k: &str, d: &str| f.get(k).unwrap_or_else(|| d.to_string());
-    vec![
-        get("artist", "A"),
-        get("album", "B"),
-        format!("{}.{ext}", get("title", "T")),
-    ]
 }
 
 fn sync(cat: &Catalog) -> TreeChanges {
