@@ -86,11 +86,7 @@ pub fn extract_embedded<R: Read + Seek>(reader: &mut R, format: &str) -> Result<
     match catch_unwind(AssertUnwindSafe(|| extract_inner(reader, format))) {
         Ok(result) => result,
         Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
+            let what = crate::scan::panic_message(panic.as_ref());
             Err(invalid(
                 "extracting cover art",
                 format!("lofty panicked: {what}"),

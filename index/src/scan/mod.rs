@@ -84,6 +84,15 @@ pub fn quick_hash<R: Read + Seek>(reader: &mut R, size: u64) -> std::io::Result<
     Ok(xxhash_rust::xxh3::xxh3_64(&sample))
 }
 
+/// The message a caught panic carried, for the error that replaces it.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
 /// Reads one file of `size` bytes. `file_name` (the last path component)
 /// is a hint only: the format is detected from content. Errors name the
 /// problem ("not an audio file (unrecognised format)", "truncated FLAC
@@ -103,11 +112,7 @@ pub fn probe<R: Read + Seek>(reader: &mut R, size: u64, file_name: &str) -> Resu
     match catch_unwind(AssertUnwindSafe(|| probe_inner(reader, size, file_name))) {
         Ok(result) => result.map_err(fail),
         Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
+            let what = panic_message(panic.as_ref());
             tracing::warn!(file = file_name, "scanner panicked: {what}");
             Err(fail(format!("scanner panicked: {what}")))
         }

@@ -50,6 +50,18 @@ fn query_err(query: &str) -> impl FnOnce(ParseError) -> Error + '_ {
     }
 }
 
+/// The catalog file of the document at `address`.
+fn file_id_at(
+    searcher: &tantivy::Searcher,
+    address: tantivy::DocAddress,
+) -> tantivy::Result<Option<FileId>> {
+    let ids = searcher
+        .segment_reader(address.segment_ord)
+        .fast_fields()
+        .u64("file_id")?;
+    Ok(ids.first(address.doc_id).map(|id| id as FileId))
+}
+
 /// What a [`SearchIndex::sync`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SyncReport {
@@ -359,13 +371,8 @@ impl SearchIndex {
             .map_err(index_err(ctx()))?;
         let mut hits = Vec::with_capacity(top.len().min(limit));
         for (score, address) in top.into_iter().take(limit) {
-            let ids = searcher
-                .segment_reader(address.segment_ord)
-                .fast_fields()
-                .u64("file_id")
-                .map_err(index_err(ctx()))?;
-            if let Some(id) = ids.first(address.doc_id) {
-                hits.push((id as FileId, score));
+            if let Some(id) = file_id_at(&searcher, address).map_err(index_err(ctx()))? {
+                hits.push((id, score));
             }
         }
         Ok((hits, total as u64))
@@ -383,13 +390,8 @@ impl SearchIndex {
             .map_err(index_err(ctx()))?;
         let mut out = Vec::with_capacity(top.len());
         for (_, address) in top.into_iter().take(limit) {
-            let ids = searcher
-                .segment_reader(address.segment_ord)
-                .fast_fields()
-                .u64("file_id")
-                .map_err(index_err(ctx()))?;
-            if let Some(id) = ids.first(address.doc_id) {
-                out.push(id as FileId);
+            if let Some(id) = file_id_at(&searcher, address).map_err(index_err(ctx()))? {
+                out.push(id);
             }
         }
         Ok(out)
