@@ -12,10 +12,13 @@ pub struct Found {
     pub meta: std::fs::Metadata,
 }
 
+/// The cover files the daemon shows in album folders (not tracks).
+const VIRTUAL_FILES: &[&str] = &["cover.jpg", ".cover-medium.jpg", ".cover-thumb.jpg"];
+
 /// Every entry below `root` (not following symlinks), depth first, sorted
 /// by name. Top-level entries whose names start with `.` (the daemon's
-/// virtual directories such as `/.search`) are left out when
-/// `skip_virtual` is set.
+/// virtual directories such as `/.search`) and the cover files of album
+/// folders are left out when `skip_virtual` is set.
 pub fn walk(root: &Path, skip_virtual: bool) -> Vec<Found> {
     let mut out = Vec::new();
     walk_into(root, "", skip_virtual, &mut out);
@@ -30,7 +33,9 @@ fn walk_into(dir: &Path, prefix: &str, skip_virtual: bool, out: &mut Vec<Found>)
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
         let name = e.file_name().to_string_lossy().into_owned();
-        if skip_virtual && prefix.is_empty() && name.starts_with('.') {
+        if skip_virtual
+            && ((prefix.is_empty() && name.starts_with('.')) || VIRTUAL_FILES.contains(&&*name))
+        {
             continue;
         }
         let path = e.path();
