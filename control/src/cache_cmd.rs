@@ -51,7 +51,7 @@ fn offline_note(config: &Config) -> String {
     )
 }
 
-fn human(bytes: u64) -> String {
+pub(crate) fn human(bytes: u64) -> String {
     let b = bytes as f64;
     for (unit, size) in [
         ("TiB", 1u64 << 40),
@@ -326,4 +326,15 @@ async fn restore(config: &Config, a: &CacheFileArgs) -> Result<()> {
         human(info.payload_bytes)
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human;
+
+    #[test]
+    fn sizes_print_in_binary_units() {
+        assert_eq!(human(512), "512 B");
+        assert_eq!(human(3 << 20), "3.0 MiB");
+    }
 }

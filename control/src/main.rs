@@ -33,6 +33,7 @@ mod cache_cmd;
 mod prefetch_cmd;
 mod search_cmd;
 mod tag_cmd;
+mod vpath;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {

@@ -1,13 +1,14 @@
 //! `musicfs tag set|reset|show`: overlay edits through the daemon. The
 //! origin files are never written; the mount serves the edited tags.
 use crate::unary;
-use anyhow::{bail, Context, Result};
+use crate::vpath::{mountpoint, virtual_path};
+use anyhow::{bail, Result};
 use musicfs_control::cli::{TagCommand, TagResetArgs, TagSetArgs, TagShowArgs};
 use musicfs_control::config::Config;
 use musicfs_control::socket;
 use musicfs_proto::v1 as pb;
 use musicfs_proto::v1::musicfs_client::MusicfsClient;
-use std::path::{Component, Path, PathBuf};
+use std::path::Path;
 
 type Client = MusicfsClient<tonic::transport::Channel>;
 
@@ -142,12 +143,6 @@ fn report(what: &str, mountpoint: &Path, reply: &pb::SetTagsReply) {
     }
 }
 
-/// The daemon's mountpoint, to turn paths under it into virtual paths.
-async fn mountpoint(client: &mut Client) -> Result<PathBuf> {
-    let s = unary(client.get_status(pb::GetStatusRequest { max_errors: 1 })).await?;
-    Ok(PathBuf::from(s.mountpoint))
-}
-
 /// Paths first, then edits: the edits start at the first argument that
 /// looks like `KEY=...` (a key holds no `/`) and is not an existing file.
 fn split_paths(args: &[String]) -> (Vec<String>, &[String]) {
@@ -191,49 +186,6 @@ fn parse_edits(args: &[String]) -> Result<Vec<pb::TagEdit>> {
         .collect()
 }
 
-/// A path as the user gave it → the virtual path relative to the mount
-/// root. Absolute paths must be under the mountpoint; relative ones are
-/// taken from the working directory when it is inside the mount, else
-/// from the mount root.
-fn virtual_path(mountpoint: &Path, given: &str) -> Result<String> {
-    let p = Path::new(given);
-    let absolute = if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        match std::env::current_dir() {
-            Ok(cwd) if cwd.starts_with(mountpoint) => cwd.join(p),
-            _ => mountpoint.join(p),
-        }
-    };
-    let rel = normalize(&absolute)
-        .strip_prefix(mountpoint)
-        .map(Path::to_path_buf)
-        .with_context(|| {
-            format!(
-                "{given} is not under the mountpoint {}",
-                mountpoint.display()
-            )
-        })?;
-    rel.to_str()
-        .map(str::to_string)
-        .with_context(|| format!("{given}: virtual paths are UTF-8"))
-}
-
-/// `.` and `..` resolved lexically (the mount has no symlinks).
-fn normalize(p: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in p.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,16 +211,5 @@ mod tests {
         let (_, edits) = split_paths(&args);
         let err = parse_edits(edits).unwrap_err().to_string();
         assert!(err.contains("other/y.flac"), "{err}");
-    }
-
-    #[test]
-    fn absolute_paths_are_stripped_of_the_mountpoint() {
-        let mnt = Path::new("/mnt/music");
-        assert_eq!(
-            virtual_path(mnt, "/mnt/music/A/B/c.flac").unwrap(),
-            "A/B/c.flac"
-        );
-        assert!(virtual_path(mnt, "/elsewhere/c.flac").is_err());
-        assert!(virtual_path(mnt, "/mnt/music/../x").is_err());
     }
 }
