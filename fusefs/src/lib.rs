@@ -158,13 +158,12 @@ pub fn mount_tree(
     stats: Arc<FsStats>,
     mountpoint: &Path,
 ) -> std::io::Result<Mounted> {
-    session::mount(
+    mount_library(
         tree,
         origins,
         config,
         stats,
         mountpoint,
-        true,
         None,
         Arc::new(NoLibrary),
     )
@@ -180,13 +179,12 @@ pub fn mount_with_cache(
     mountpoint: &Path,
     cache: Arc<dyn StoreSource>,
 ) -> std::io::Result<Mounted> {
-    session::mount(
+    mount_library(
         tree,
         origins,
         config,
         stats,
         mountpoint,
-        true,
         Some(cache),
         Arc::new(NoLibrary),
     )
